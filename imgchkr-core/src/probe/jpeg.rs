@@ -1,0 +1,367 @@
+//! The JPEG marker-segment walk of ITU-T T.81 Annex B, up to the frame header.
+//!
+//! The walk reads markers and segment lengths only and skips every segment by its length:
+//! it never scans for byte patterns, so an EXIF thumbnail or a comment holding `FF C0` cannot
+//! pass for the frame header. It stops at the first SOFn, before any entropy-coded data.
+
+use super::format::{JpegFrame, Process};
+use super::{Format, ImageInfo};
+
+/// What is wrong with a JPEG header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeaderError {
+    /// The input ends before any frame header.
+    #[error("truncated before the frame header")]
+    TruncatedBeforeFrameHeader,
+    /// The input ends inside the frame header.
+    #[error("truncated inside the frame header")]
+    TruncatedInFrameHeader,
+    /// A byte other than `FF` where a marker must start (T.81 B.1.1.2).
+    #[error("expected a marker at offset {offset}, found 0x{found:02X}")]
+    ExpectedMarker {
+        /// Offset of the offending byte.
+        offset: u64,
+        /// The byte found.
+        found: u8,
+    },
+    /// `FF 00` where a marker must be: a stuffed byte outside entropy-coded data.
+    #[error("invalid marker 0xFF{code:02X} at offset {offset}")]
+    InvalidMarker {
+        /// Offset of the marker's `FF`.
+        offset: u64,
+        /// The byte after `FF`.
+        code: u8,
+    },
+    /// A second SOI before any frame header.
+    #[error("unexpected SOI marker at offset {offset}")]
+    UnexpectedSoi {
+        /// Offset of the marker.
+        offset: u64,
+    },
+    /// A segment length below 2, which cannot even cover the length field.
+    #[error("bad segment length {length} for marker 0xFF{marker:02X} at offset {offset}")]
+    BadSegmentLength {
+        /// The marker's second byte.
+        marker: u8,
+        /// Offset of the marker.
+        offset: u64,
+        /// The length read.
+        length: u16,
+    },
+    /// SOS or EOI came before any frame header.
+    #[error("no frame header: {} at offset {offset} comes before any SOFn", marker_name(*marker))]
+    NoFrameHeader {
+        /// The marker's second byte (`0xDA` SOS or `0xD9` EOI).
+        marker: u8,
+        /// Offset of the marker.
+        offset: u64,
+    },
+    /// A JPEG-LS (T.87) frame, which is not a T.81 JPEG.
+    #[error("JPEG-LS frame (SOF55) is not supported")]
+    JpegLs,
+    /// The frame header says the width is zero.
+    #[error("zero width")]
+    ZeroWidth,
+    /// The frame header says the height is zero: the height is deferred to a DNL marker after
+    /// the first scan, which a header-only probe cannot read.
+    #[error("zero height (a height deferred to a DNL marker is not supported)")]
+    ZeroHeight,
+    /// The frame header's component count is not allowed for its process.
+    #[error("invalid component count {count} for a {process} frame")]
+    BadComponentCount {
+        /// Nf.
+        count: u8,
+        /// The frame's process.
+        process: Process,
+    },
+    /// The frame header's length does not match its component count (Lf = 8 + 3 × Nf).
+    #[error("bad frame header length {length} for {components} components")]
+    BadFrameLength {
+        /// Lf.
+        length: u16,
+        /// Nf.
+        components: u8,
+    },
+    /// A sample precision the frame's process does not allow (T.81 Table B.2).
+    #[error("invalid sample precision {precision} for a {process} frame")]
+    BadPrecision {
+        /// P.
+        precision: u8,
+        /// The frame's process.
+        process: Process,
+    },
+    /// A component's horizontal or vertical sampling factor outside 1–4.
+    #[error("invalid sampling factors 0x{factors:02X} for component {component}")]
+    BadSamplingFactor {
+        /// The component identifier (Ci).
+        component: u8,
+        /// Hi (high nibble) and Vi (low nibble).
+        factors: u8,
+    },
+    /// A quantization table selector outside 0–3.
+    #[error("invalid quantization table {table} for component {component}")]
+    BadQuantTable {
+        /// The component identifier (Ci).
+        component: u8,
+        /// Tqi.
+        table: u8,
+    },
+}
+
+fn marker_name(marker: u8) -> &'static str {
+    match marker {
+        0xDA => "SOS",
+        0xD9 => "EOI",
+        _ => "marker",
+    }
+}
+
+const SOI: u8 = 0xD8;
+const EOI: u8 = 0xD9;
+const SOS: u8 = 0xDA;
+const DHP: u8 = 0xDE;
+const TEM: u8 = 0x01;
+const SOF55: u8 = 0xF7;
+
+/// Where the walk is. `pos` (owned by the caller) is the offset of the token it wants next.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Walker {
+    at: At,
+    /// Dimensions from a DHP segment (hierarchical mode), which are the image's.
+    dhp: Option<(u16, u16)>,
+    /// The frame header being read.
+    frame: Frame,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum At {
+    /// `FF` and the marker code (or another `FF`: a fill byte).
+    Marker,
+    /// The two-byte length of the segment whose marker ended just before.
+    Length { marker: u8 },
+    /// P, Y, X and Nf of a frame header (SOFn or DHP).
+    FrameHead,
+    /// One component specification (Ci, Hi/Vi, Tqi); `left` of them remain.
+    Component { left: u8 },
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Frame {
+    marker: u8,
+    length: u16,
+    precision: u8,
+    height: u16,
+    width: u16,
+    components: u8,
+}
+
+pub(crate) enum Next {
+    More,
+    Done(Result<ImageInfo, HeaderError>),
+}
+
+impl Walker {
+    pub(crate) fn new() -> Self {
+        Walker {
+            at: At::Marker,
+            dhp: None,
+            frame: Frame::default(),
+        }
+    }
+
+    /// How many bytes the next token has.
+    pub(crate) fn want(&self) -> usize {
+        match self.at {
+            At::Marker | At::Length { .. } => 2,
+            At::FrameHead => 6,
+            At::Component { .. } => 3,
+        }
+    }
+
+    /// What running out of input here means.
+    pub(crate) fn truncation(&self) -> HeaderError {
+        match self.at {
+            At::Marker | At::Length { .. } => HeaderError::TruncatedBeforeFrameHeader,
+            At::FrameHead | At::Component { .. } => HeaderError::TruncatedInFrameHeader,
+        }
+    }
+
+    /// Consumes the token at `*pos` and moves `*pos` to the next one.
+    pub(crate) fn advance(&mut self, pos: &mut u64, token: &[u8]) -> Next {
+        match self.advance_inner(pos, token) {
+            Ok(None) => Next::More,
+            Ok(Some(info)) => Next::Done(Ok(info)),
+            Err(e) => Next::Done(Err(e)),
+        }
+    }
+
+    fn advance_inner(
+        &mut self,
+        pos: &mut u64,
+        token: &[u8],
+    ) -> Result<Option<ImageInfo>, HeaderError> {
+        match self.at {
+            At::Marker => {
+                let (prefix, code) = (token[0], token[1]);
+                if prefix != 0xFF {
+                    return Err(HeaderError::ExpectedMarker {
+                        offset: *pos,
+                        found: prefix,
+                    });
+                }
+                match code {
+                    // A fill byte (B.1.1.2): the marker starts one byte later.
+                    0xFF => *pos += 1,
+                    0x00 => return Err(HeaderError::InvalidMarker { offset: *pos, code }),
+                    // Stand-alone markers (B.1.1.3): no length, nothing to skip.
+                    TEM | 0xD0..=0xD7 => *pos += 2,
+                    SOI => return Err(HeaderError::UnexpectedSoi { offset: *pos }),
+                    EOI | SOS => {
+                        return Err(HeaderError::NoFrameHeader {
+                            marker: code,
+                            offset: *pos,
+                        });
+                    }
+                    SOF55 => return Err(HeaderError::JpegLs),
+                    _ => {
+                        *pos += 2;
+                        self.at = At::Length { marker: code };
+                    }
+                }
+            }
+            At::Length { marker } => {
+                let length = u16::from_be_bytes([token[0], token[1]]);
+                if length < 2 {
+                    return Err(HeaderError::BadSegmentLength {
+                        marker,
+                        offset: *pos - 2,
+                        length,
+                    });
+                }
+                if marker == DHP || JpegFrame::kind(marker).is_some() {
+                    // Lf covers itself, P, Y, X and Nf: 8 bytes at least.
+                    if length < 8 {
+                        return Err(HeaderError::BadFrameLength {
+                            length,
+                            components: 0,
+                        });
+                    }
+                    self.frame = Frame {
+                        marker,
+                        length,
+                        ..Frame::default()
+                    };
+                    *pos += 2;
+                    self.at = At::FrameHead;
+                } else {
+                    // Any other segment (APPn, COM, DQT, DHT, DAC, DRI, JPGn, RES…) is skipped
+                    // whole by its length, unread.
+                    *pos += u64::from(length);
+                    self.at = At::Marker;
+                }
+            }
+            At::FrameHead => {
+                let frame = &mut self.frame;
+                frame.precision = token[0];
+                frame.height = u16::from_be_bytes([token[1], token[2]]);
+                frame.width = u16::from_be_bytes([token[3], token[4]]);
+                frame.components = token[5];
+                frame.check()?;
+                *pos += 6;
+                self.at = At::Component {
+                    left: frame.components,
+                };
+            }
+            At::Component { left } => {
+                let (component, factors, table) = (token[0], token[1], token[2]);
+                if !(1..=4).contains(&(factors >> 4)) || !(1..=4).contains(&(factors & 0x0F)) {
+                    return Err(HeaderError::BadSamplingFactor { component, factors });
+                }
+                if table > 3 {
+                    return Err(HeaderError::BadQuantTable { component, table });
+                }
+                *pos += 3;
+                if left > 1 {
+                    self.at = At::Component { left: left - 1 };
+                } else if self.frame.marker == DHP {
+                    // Hierarchical mode: the DHP gives the image's size; the frames follow.
+                    self.dhp = Some((self.frame.width, self.frame.height));
+                    self.at = At::Marker;
+                } else {
+                    return Ok(Some(self.info()));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn info(&self) -> ImageInfo {
+        let frame = self.frame;
+        let (process, coding, differential) = JpegFrame::kind(frame.marker).unwrap_or((
+            Process::Baseline,
+            super::Coding::Huffman,
+            false,
+        ));
+        let (width, height) = self.dhp.unwrap_or((frame.width, frame.height));
+        ImageInfo {
+            format: Format::Jpeg,
+            width: u32::from(width),
+            height: u32::from(height),
+            jpeg: Some(JpegFrame {
+                marker: frame.marker,
+                process,
+                coding,
+                differential,
+                hierarchical: self.dhp.is_some(),
+                precision: frame.precision,
+                components: frame.components,
+            }),
+        }
+    }
+}
+
+impl Frame {
+    /// The checks of T.81 B.2.2 and Table B.2 that the first six bytes allow.
+    fn check(&self) -> Result<(), HeaderError> {
+        if self.width == 0 {
+            return Err(HeaderError::ZeroWidth);
+        }
+        if self.height == 0 {
+            return Err(HeaderError::ZeroHeight);
+        }
+        // DHP has no process of its own (B.3.2): hold it to the loosest rules, the lossless ones.
+        let process = JpegFrame::kind(self.marker).map_or(Process::Lossless, |k| k.0);
+        let max_components = if process == Process::Progressive {
+            4
+        } else {
+            255
+        };
+        if self.components == 0 || self.components > max_components {
+            return Err(HeaderError::BadComponentCount {
+                count: self.components,
+                process,
+            });
+        }
+        if u32::from(self.length) != 8 + 3 * u32::from(self.components) {
+            return Err(HeaderError::BadFrameLength {
+                length: self.length,
+                components: self.components,
+            });
+        }
+        let precision_ok = match process {
+            Process::Baseline => self.precision == 8,
+            Process::ExtendedSequential | Process::Progressive => {
+                matches!(self.precision, 8 | 12)
+            }
+            Process::Lossless => (2..=16).contains(&self.precision),
+        };
+        if !precision_ok {
+            return Err(HeaderError::BadPrecision {
+                precision: self.precision,
+                process,
+            });
+        }
+        Ok(())
+    }
+}

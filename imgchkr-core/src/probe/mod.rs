@@ -1,0 +1,313 @@
+//! Header-only image probing, sans-IO.
+//!
+//! [`Probe`] is a state machine fed with byte ranges. It never asks for pixel data: after
+//! each [`Probe::feed`] it either has the answer ([`Step::Done`]) or says exactly which byte
+//! range it needs next ([`Step::Need`]), so a caller can seek over a 60 KB EXIF block instead
+//! of reading it. [`probe`] is the same machine fed one whole buffer. Nothing here allocates.
+
+mod format;
+mod jpeg;
+mod sniff;
+
+pub use format::{Coding, Format, Formats, JpegFrame, Process};
+pub use jpeg::HeaderError;
+
+use std::fmt;
+
+/// What a probe learned from an image's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImageInfo {
+    /// The format, from the leading bytes.
+    pub format: Format,
+    /// Width in pixels, from the header.
+    pub width: u32,
+    /// Height in pixels, from the header.
+    pub height: u32,
+    /// For JPEG: what the frame header (SOFn) says besides the dimensions.
+    pub jpeg: Option<JpegFrame>,
+}
+
+/// Why a probe could not read dimensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProbeError {
+    /// The leading bytes match no format imgchkr recognises (an empty file included).
+    #[error("unknown format")]
+    UnknownFormat,
+    /// A format recognised by its magic bytes whose dimensions imgchkr does not read.
+    #[error("unsupported format ({0})")]
+    UnsupportedFormat(Format),
+    /// A recognised format whose header is malformed or truncated.
+    #[error("invalid {format} header: {reason}")]
+    Malformed {
+        /// The format the leading bytes announce.
+        format: Format,
+        /// What is wrong with the header.
+        reason: HeaderError,
+    },
+}
+
+impl ProbeError {
+    /// The format the leading bytes identify, if any.
+    pub fn format(&self) -> Option<Format> {
+        match *self {
+            ProbeError::UnknownFormat => None,
+            ProbeError::UnsupportedFormat(format) | ProbeError::Malformed { format, .. } => {
+                Some(format)
+            }
+        }
+    }
+}
+
+/// A byte range the probe needs before it can go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Need {
+    /// Absolute offset of the first byte needed.
+    pub offset: u64,
+    /// How many bytes from `offset` are needed at least; more are welcome.
+    pub len: usize,
+}
+
+impl Need {
+    /// One past the last byte needed.
+    pub fn end(&self) -> u64 {
+        self.offset.saturating_add(self.len as u64)
+    }
+}
+
+/// The result of feeding a [`Probe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The probe has its answer; further feeding returns it again.
+    Done(Result<ImageInfo, ProbeError>),
+    /// The probe needs this range next (call [`Probe::finish`] if the input ends before it).
+    Need(Need),
+}
+
+/// The largest run of bytes the machine looks at in one piece (a PNG's signature + IHDR).
+const MAX_TOKEN: usize = 40;
+
+/// An incremental, allocation-free header probe.
+///
+/// ```
+/// use imgchkr_core::probe::{Probe, Step};
+/// // SOI, then a baseline frame header for 640x480, three components.
+/// let jpeg = [0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x11, 8, 0x01, 0xE0, 0x02, 0x80, 3,
+///             1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1];
+/// let mut probe = Probe::new();
+/// // Feed it a byte at a time: it says what it needs until it knows.
+/// let mut at = 0;
+/// let info = loop {
+///     match probe.feed(at as u64, &jpeg[at..at + 1]) {
+///         Step::Done(result) => break result.unwrap(),
+///         Step::Need(need) => at = need.offset as usize,
+///     }
+/// };
+/// assert_eq!((info.width, info.height), (640, 480));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// Absolute offset of the next token.
+    pos: u64,
+    state: State,
+    /// The last token assembled across feeds, kept so a later token can reuse its bytes.
+    carry: [u8; MAX_TOKEN],
+    carry_at: u64,
+    carry_len: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum State {
+    /// Reading the leading bytes that identify the format.
+    Sniff,
+    /// Walking JPEG marker segments.
+    Jpeg(jpeg::Walker),
+    Done(Result<ImageInfo, ProbeError>),
+}
+
+impl Default for Probe {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Probe {
+    /// A probe at the start of an input.
+    pub const fn new() -> Self {
+        Probe {
+            pos: 0,
+            state: State::Sniff,
+            carry: [0; MAX_TOKEN],
+            carry_at: 0,
+            carry_len: 0,
+        }
+    }
+
+    /// What the probe needs next, or its answer.
+    pub fn step(&self) -> Step {
+        match self.state {
+            State::Done(result) => Step::Done(result),
+            _ => Step::Need(Need {
+                offset: self.pos,
+                len: self.want(),
+            }),
+        }
+    }
+
+    /// Feeds `data`, which starts at absolute `offset` in the input.
+    ///
+    /// Bytes before the needed offset are ignored, as is a chunk that starts after it (the
+    /// returned [`Need`] says again where to read). Chunks may overlap and may be of any size.
+    pub fn feed(&mut self, offset: u64, data: &[u8]) -> Step {
+        loop {
+            if let State::Done(result) = self.state {
+                return Step::Done(result);
+            }
+            let want = self.want();
+            let mut token = [0u8; MAX_TOKEN];
+            let have = self.gather(offset, data, &mut token[..want]);
+            if have < want {
+                self.keep(&token[..have]);
+                return Step::Need(Need {
+                    offset: self.pos + have as u64,
+                    len: want - have,
+                });
+            }
+            self.advance(&token[..want]);
+        }
+    }
+
+    /// Ends the input: the answer if the probe has one, else why the bytes fed were not enough.
+    pub fn finish(&self) -> Result<ImageInfo, ProbeError> {
+        match self.state {
+            State::Done(result) => result,
+            State::Sniff => {
+                // The whole input is shorter than the sniff window: judge what there is.
+                let held = if self.carry_at == 0 {
+                    &self.carry[..self.carry_len]
+                } else {
+                    &[][..]
+                };
+                match sniff::sniff(held) {
+                    Some(Format::Jpeg) => Err(ProbeError::Malformed {
+                        format: Format::Jpeg,
+                        reason: HeaderError::TruncatedBeforeFrameHeader,
+                    }),
+                    Some(format) => Err(ProbeError::UnsupportedFormat(format)),
+                    None => Err(ProbeError::UnknownFormat),
+                }
+            }
+            State::Jpeg(walker) => Err(ProbeError::Malformed {
+                format: Format::Jpeg,
+                reason: walker.truncation(),
+            }),
+        }
+    }
+
+    fn want(&self) -> usize {
+        match self.state {
+            State::Sniff => sniff::SNIFF_LEN,
+            State::Jpeg(walker) => walker.want(),
+            State::Done(_) => 0,
+        }
+    }
+
+    /// Copies the bytes of `[pos, pos + out.len())` that `data` and the carry hold, up to the
+    /// first gap; returns how many.
+    fn gather(&self, offset: u64, data: &[u8], out: &mut [u8]) -> usize {
+        let want = out.len() as u64;
+        // Fast paths: the token lies wholly in the new data or wholly in the carry.
+        if let Some(start) = self.pos.checked_sub(offset)
+            && start.saturating_add(want) <= data.len() as u64
+        {
+            let start = start as usize;
+            out.copy_from_slice(&data[start..start + out.len()]);
+            return out.len();
+        }
+        let mut n = 0;
+        while n < out.len() {
+            let at = self.pos + n as u64;
+            if let Some(i) = at.checked_sub(self.carry_at)
+                && i < self.carry_len as u64
+            {
+                out[n] = self.carry[i as usize];
+            } else if let Some(i) = at.checked_sub(offset)
+                && i < data.len() as u64
+            {
+                out[n] = data[i as usize];
+            } else {
+                break;
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// Remembers the bytes of the token at `pos` for the next feed.
+    fn keep(&mut self, bytes: &[u8]) {
+        // Keep the old carry if it already covers more from `pos` on.
+        let covered = self
+            .pos
+            .checked_sub(self.carry_at)
+            .map_or(0, |i| (self.carry_len as u64).saturating_sub(i));
+        if covered >= bytes.len() as u64 {
+            return;
+        }
+        self.carry[..bytes.len()].copy_from_slice(bytes);
+        self.carry_at = self.pos;
+        self.carry_len = bytes.len();
+    }
+
+    /// Consumes one whole token at `pos`.
+    fn advance(&mut self, token: &[u8]) {
+        self.keep(token);
+        match self.state {
+            State::Sniff => match sniff::sniff(token) {
+                Some(Format::Jpeg) => {
+                    self.pos = 2;
+                    self.state = State::Jpeg(jpeg::Walker::new());
+                }
+                Some(format) => {
+                    self.state = State::Done(Err(ProbeError::UnsupportedFormat(format)))
+                }
+                None => self.state = State::Done(Err(ProbeError::UnknownFormat)),
+            },
+            State::Jpeg(mut walker) => {
+                self.state = match walker.advance(&mut self.pos, token) {
+                    jpeg::Next::More => State::Jpeg(walker),
+                    jpeg::Next::Done(result) => {
+                        State::Done(result.map_err(|reason| ProbeError::Malformed {
+                            format: Format::Jpeg,
+                            reason,
+                        }))
+                    }
+                };
+            }
+            State::Done(_) => {}
+        }
+    }
+}
+
+/// Probes a whole in-memory image (or its first bytes: a prefix that ends before the header
+/// is complete gives a truncation error).
+///
+/// ```
+/// let jpeg = [0xFF, 0xD8, 0xFF, 0xC2, 0x00, 0x0B, 8, 0x04, 0xB0, 0x07, 0x08, 1, 1, 0x11, 0];
+/// let info = imgchkr_core::probe(&jpeg).unwrap();
+/// assert_eq!((info.width, info.height), (1800, 1200));
+/// assert_eq!(info.jpeg.unwrap().process, imgchkr_core::probe::Process::Progressive);
+/// ```
+pub fn probe(bytes: &[u8]) -> Result<ImageInfo, ProbeError> {
+    let mut probe = Probe::new();
+    match probe.feed(0, bytes) {
+        Step::Done(result) => result,
+        Step::Need(_) => probe.finish(),
+    }
+}
+
+impl fmt::Display for ImageInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}x{}", self.format, self.width, self.height)
+    }
+}
