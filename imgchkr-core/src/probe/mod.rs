@@ -190,10 +190,19 @@ impl Probe {
                     &[][..]
                 };
                 match sniff::sniff(held) {
-                    Some(Format::Jpeg) => Err(ProbeError::Malformed {
-                        format: Format::Jpeg,
-                        reason: HeaderError::TruncatedBeforeFrameHeader,
-                    }),
+                    Some(Format::Jpeg) => {
+                        // Walk what there is: a bad length in these few bytes is reported
+                        // as such, not as a truncation.
+                        let mut walk = Probe {
+                            pos: 2,
+                            state: State::Jpeg(jpeg::Walker::new()),
+                            ..Probe::new()
+                        };
+                        match walk.feed(0, held) {
+                            Step::Done(result) => result,
+                            Step::Need(_) => walk.finish(),
+                        }
+                    }
                     Some(format) => Err(ProbeError::UnsupportedFormat(format)),
                     None => Err(ProbeError::UnknownFormat),
                 }

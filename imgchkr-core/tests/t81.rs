@@ -1,0 +1,479 @@
+//! The JPEG header walk, rule by rule (ITU-T T.81 Annex B), and the policy's texts.
+
+mod common;
+
+use common::*;
+use imgchkr_core::probe::{Coding, HeaderError, Need, Process};
+use imgchkr_core::{Format, Policy, Probe, ProbeError, Report, Step, probe};
+
+fn malformed(reason: HeaderError) -> Result<imgchkr_core::ImageInfo, ProbeError> {
+    Err(ProbeError::Malformed {
+        format: Format::Jpeg,
+        reason,
+    })
+}
+
+fn dims(bytes: &[u8]) -> (u32, u32) {
+    let info = probe(bytes).expect("probe reads the frame header");
+    (info.width, info.height)
+}
+
+fn texts(bytes: &[u8]) -> Vec<String> {
+    Report::from_bytes(bytes, &Policy::default()).error_texts()
+}
+
+#[test]
+fn baseline_frame_gives_dimensions_and_details() {
+    let file = jpeg(&[
+        &app0(),
+        &dqt(),
+        &sof(0xC0, 8, 480, 640, 3),
+        &dht(),
+        &scan_and_eoi(),
+    ]);
+    let info = probe(&file).unwrap();
+    assert_eq!(
+        (info.format, info.width, info.height),
+        (Format::Jpeg, 640, 480)
+    );
+    let frame = info.jpeg.unwrap();
+    assert_eq!(frame.process, Process::Baseline);
+    assert_eq!(frame.coding, Coding::Huffman);
+    assert_eq!(
+        (frame.precision, frame.components, frame.marker),
+        (8, 3, 0xC0)
+    );
+    assert!(!frame.differential && !frame.hierarchical);
+}
+
+#[test]
+fn every_sofn_is_a_frame_header_but_dht_jpg_and_dac_are_not() {
+    let kinds = [
+        (0xC0, Process::Baseline, Coding::Huffman, false),
+        (0xC1, Process::ExtendedSequential, Coding::Huffman, false),
+        (0xC2, Process::Progressive, Coding::Huffman, false),
+        (0xC3, Process::Lossless, Coding::Huffman, false),
+        (0xC5, Process::ExtendedSequential, Coding::Huffman, true),
+        (0xC6, Process::Progressive, Coding::Huffman, true),
+        (0xC7, Process::Lossless, Coding::Huffman, true),
+        (0xC9, Process::ExtendedSequential, Coding::Arithmetic, false),
+        (0xCA, Process::Progressive, Coding::Arithmetic, false),
+        (0xCB, Process::Lossless, Coding::Arithmetic, false),
+        (0xCD, Process::ExtendedSequential, Coding::Arithmetic, true),
+        (0xCE, Process::Progressive, Coding::Arithmetic, true),
+        (0xCF, Process::Lossless, Coding::Arithmetic, true),
+    ];
+    for (marker, process, coding, differential) in kinds {
+        // DHT (C4), JPG (C8) and DAC (CC) segments come first, holding frame-like bytes:
+        // each must be skipped by its length, not read as a frame.
+        let decoy = frame_payload(8, 9999, 9999, 1);
+        let file = jpeg(&[
+            &segment(0xC4, &decoy),
+            &segment(0xC8, &decoy),
+            &segment(0xCC, &decoy),
+            &sof(marker, 8, 200, 300, 1),
+        ]);
+        let info = probe(&file).unwrap_or_else(|e| panic!("SOF {marker:02X}: {e}"));
+        assert_eq!((info.width, info.height), (300, 200), "SOF {marker:02X}");
+        let frame = info.jpeg.unwrap();
+        assert_eq!(
+            (frame.process, frame.coding, frame.differential),
+            (process, coding, differential),
+            "SOF {marker:02X}"
+        );
+    }
+}
+
+#[test]
+fn fill_bytes_before_any_marker_are_skipped() {
+    let fill = [0xFF; 7];
+    let mut file = vec![0xFF, 0xD8];
+    file.extend_from_slice(&fill);
+    file.extend_from_slice(&app0());
+    file.extend_from_slice(&fill);
+    file.extend_from_slice(&sof(0xC0, 8, 10, 20, 1));
+    assert_eq!(dims(&file), (20, 10));
+}
+
+#[test]
+fn standalone_markers_have_no_length() {
+    // TEM and RST0–RST7 are stand-alone: reading a length after them would derail the walk.
+    let mut parts: Vec<Vec<u8>> = vec![vec![0xFF, 0x01]];
+    parts.extend((0xD0..=0xD7).map(|m| vec![0xFF, m]));
+    parts.push(sof(0xC0, 8, 33, 44, 1));
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    assert_eq!(dims(&jpeg(&refs)), (44, 33));
+}
+
+#[test]
+fn frame_markers_inside_exif_or_comments_are_never_taken_for_the_frame() {
+    // An EXIF block holding a thumbnail JPEG (with its own SOF0 of 160x120) and a comment
+    // holding FF C0 bytes, both before the real frame.
+    let thumbnail = jpeg(&[&sof(0xC0, 8, 120, 160, 3), &scan_and_eoi()]);
+    let mut exif = b"Exif\0\0MM\0*\0\0\0\x08".to_vec();
+    exif.extend_from_slice(&thumbnail);
+    exif.resize(60_000, 0xFF);
+    exif.extend_from_slice(&[0xFF, 0xC0, 0x00, 0x11, 0x08, 0x27, 0x10]);
+    let comment = [
+        b"look: ".as_slice(),
+        &[0xFF, 0xC0, 0x00, 0x0B, 0x08, 0x00, 0x01, 0x00, 0x01],
+    ]
+    .concat();
+    let file = jpeg(&[
+        &app0(),
+        &segment(0xE1, &exif),
+        &segment(0xFE, &comment),
+        &sof(0xC2, 8, 3000, 4000, 3),
+    ]);
+    assert_eq!(dims(&file), (4000, 3000));
+}
+
+#[test]
+fn truncation_before_and_inside_the_frame_header() {
+    let full = jpeg(&[&app0(), &sof(0xC0, 8, 10, 20, 3)]);
+    let frame_at = 2 + app0().len();
+    for cut in 2..frame_at + 4 {
+        assert_eq!(
+            probe(&full[..cut]),
+            malformed(HeaderError::TruncatedBeforeFrameHeader),
+            "cut {cut}"
+        );
+    }
+    for cut in frame_at + 4..full.len() {
+        assert_eq!(
+            probe(&full[..cut]),
+            malformed(HeaderError::TruncatedInFrameHeader),
+            "cut {cut}"
+        );
+    }
+    assert_eq!(dims(&full), (20, 10));
+    // A segment whose length runs past the end of the input.
+    let long = jpeg(&[&[0xFF, 0xE1, 0xFF, 0xFF, 1, 2, 3]]);
+    assert_eq!(
+        probe(&long),
+        malformed(HeaderError::TruncatedBeforeFrameHeader)
+    );
+    assert_eq!(
+        texts(&long),
+        ["Invalid JPEG header: truncated before the frame header"]
+    );
+}
+
+#[test]
+fn segment_lengths_below_two_are_invalid() {
+    for length in [0u8, 1] {
+        let file = jpeg(&[&[0xFF, 0xE0, 0x00, length], &sof(0xC0, 8, 1, 1, 1)]);
+        assert_eq!(
+            probe(&file),
+            malformed(HeaderError::BadSegmentLength {
+                marker: 0xE0,
+                offset: 2,
+                length: u16::from(length)
+            })
+        );
+    }
+    // The smallest legal segment, length 2 with no payload, is fine.
+    assert_eq!(
+        dims(&jpeg(&[&[0xFF, 0xFE, 0x00, 0x02], &sof(0xC0, 8, 5, 6, 1)])),
+        (6, 5)
+    );
+}
+
+#[test]
+fn sos_or_eoi_before_any_frame_header() {
+    let sos = jpeg(&[&app0(), &scan_and_eoi()]);
+    let at = 2 + app0().len() as u64;
+    assert_eq!(
+        probe(&sos),
+        malformed(HeaderError::NoFrameHeader {
+            marker: 0xDA,
+            offset: at
+        })
+    );
+    let eoi = jpeg(&[&app0(), &[0xFF, 0xD9]]);
+    assert_eq!(
+        probe(&eoi),
+        malformed(HeaderError::NoFrameHeader {
+            marker: 0xD9,
+            offset: at
+        })
+    );
+    assert_eq!(
+        texts(&eoi),
+        [format!(
+            "Invalid JPEG header: no frame header: EOI at offset {at} comes before any SOFn"
+        )]
+    );
+}
+
+#[test]
+fn zero_width_and_zero_height() {
+    assert_eq!(
+        probe(&jpeg(&[&sof(0xC0, 8, 10, 0, 1)])),
+        malformed(HeaderError::ZeroWidth)
+    );
+    assert_eq!(
+        texts(&jpeg(&[&sof(0xC0, 8, 10, 0, 1)])),
+        ["Invalid JPEG header: zero width"]
+    );
+    // Y = 0 defers the height to a DNL marker after the first scan: not readable from headers.
+    assert_eq!(
+        probe(&jpeg(&[&sof(0xC0, 8, 0, 10, 1)])),
+        malformed(HeaderError::ZeroHeight)
+    );
+}
+
+#[test]
+fn bytes_that_are_not_markers_where_a_marker_must_be() {
+    let file = jpeg(&[&[0x00, 0x01], &sof(0xC0, 8, 1, 1, 1)]);
+    assert_eq!(
+        probe(&file),
+        malformed(HeaderError::ExpectedMarker {
+            offset: 2,
+            found: 0
+        })
+    );
+    let stuffed = jpeg(&[&[0xFF, 0x00], &sof(0xC0, 8, 1, 1, 1)]);
+    assert_eq!(
+        probe(&stuffed),
+        malformed(HeaderError::InvalidMarker { offset: 2, code: 0 })
+    );
+    let soi = jpeg(&[&[0xFF, 0xD8], &sof(0xC0, 8, 1, 1, 1)]);
+    assert_eq!(
+        probe(&soi),
+        malformed(HeaderError::UnexpectedSoi { offset: 2 })
+    );
+    // Junk after a segment, where the next marker should be.
+    let junk = jpeg(&[&app0(), b"junk", &sof(0xC0, 8, 1, 1, 1)]);
+    let at = 2 + app0().len() as u64;
+    assert_eq!(
+        probe(&junk),
+        malformed(HeaderError::ExpectedMarker {
+            offset: at,
+            found: b'j'
+        })
+    );
+}
+
+#[test]
+fn frame_header_fields_are_checked_against_table_b2() {
+    let bad_length = jpeg(&[&segment(0xC0, &frame_payload(8, 1, 1, 3)[..12])]);
+    assert_eq!(
+        probe(&bad_length),
+        malformed(HeaderError::BadFrameLength {
+            length: 14,
+            components: 3
+        })
+    );
+    assert_eq!(
+        probe(&jpeg(&[&segment(0xC0, &[8, 0, 1])])),
+        malformed(HeaderError::BadFrameLength {
+            length: 5,
+            components: 0
+        })
+    );
+    assert_eq!(
+        probe(&jpeg(&[&sof(0xC0, 12, 1, 1, 1)])),
+        malformed(HeaderError::BadPrecision {
+            precision: 12,
+            process: Process::Baseline
+        })
+    );
+    assert!(probe(&jpeg(&[&sof(0xC1, 12, 1, 1, 1)])).is_ok());
+    assert!(probe(&jpeg(&[&sof(0xC2, 12, 1, 1, 1)])).is_ok());
+    assert!(probe(&jpeg(&[&sof(0xC3, 16, 1, 1, 1)])).is_ok());
+    assert!(probe(&jpeg(&[&sof(0xC3, 2, 1, 1, 1)])).is_ok());
+    assert_eq!(
+        probe(&jpeg(&[&sof(0xC3, 1, 1, 1, 1)])),
+        malformed(HeaderError::BadPrecision {
+            precision: 1,
+            process: Process::Lossless
+        })
+    );
+    assert_eq!(
+        probe(&jpeg(&[&sof(0xC2, 8, 1, 1, 5)])),
+        malformed(HeaderError::BadComponentCount {
+            count: 5,
+            process: Process::Progressive
+        })
+    );
+    assert_eq!(
+        probe(&jpeg(&[&segment(0xC0, &[8, 0, 1, 0, 1, 0])])),
+        malformed(HeaderError::BadComponentCount {
+            count: 0,
+            process: Process::Baseline
+        })
+    );
+    let mut payload = frame_payload(8, 1, 1, 1);
+    payload[7] = 0x50; // H = 5
+    assert_eq!(
+        probe(&jpeg(&[&segment(0xC0, &payload)])),
+        malformed(HeaderError::BadSamplingFactor {
+            component: 1,
+            factors: 0x50
+        })
+    );
+    payload[7] = 0x11;
+    payload[8] = 4;
+    assert_eq!(
+        probe(&jpeg(&[&segment(0xC0, &payload)])),
+        malformed(HeaderError::BadQuantTable {
+            component: 1,
+            table: 4
+        })
+    );
+}
+
+#[test]
+fn hierarchical_mode_takes_the_dhp_dimensions() {
+    let file = jpeg(&[
+        &segment(0xDE, &frame_payload(8, 1500, 2000, 1)),
+        &sof(0xC1, 8, 375, 500, 1),
+    ]);
+    let info = probe(&file).unwrap();
+    assert_eq!((info.width, info.height), (2000, 1500));
+    assert!(info.jpeg.unwrap().hierarchical);
+}
+
+#[test]
+fn jpeg_ls_is_named_not_misread() {
+    let file = jpeg(&[&segment(0xF7, &frame_payload(8, 10, 10, 1))]);
+    assert_eq!(probe(&file), malformed(HeaderError::JpegLs));
+}
+
+#[test]
+fn largest_dimensions_are_read_exactly() {
+    assert_eq!(
+        dims(&jpeg(&[&sof(0xC0, 8, 65535, 65535, 1)])),
+        (65535, 65535)
+    );
+}
+
+#[test]
+fn other_formats_are_named_in_the_failure() {
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x10\0\0\0\x10\x08\x02\0\0\0\x90\x91\x68\x36";
+    assert_eq!(texts(png), ["Not a JPEG (png)"]);
+    assert_eq!(texts(b"GIF89a\x10\0\x10\0\0\0\0"), ["Not a JPEG (gif)"]);
+    assert_eq!(
+        texts(b"RIFF\x1a\0\0\0WEBPVP8L\x0d\0\0\0\x2f\0\0\0\0"),
+        ["Not a JPEG (webp)"]
+    );
+    assert_eq!(texts(b"\0\0\0\x1cftypavif\0\0\0\0"), ["Not a JPEG (avif)"]);
+    assert_eq!(texts(b"II*\0\x08\0\0\0"), ["Not a JPEG (tiff)"]);
+    assert_eq!(texts(b"hello, world"), ["Not a JPEG (unknown)"]);
+    assert_eq!(texts(b""), ["Not a JPEG (unknown)"]);
+    assert_eq!(texts(b"\xFF"), ["Not a JPEG (unknown)"]);
+    // SOI alone is a JPEG cut short.
+    assert_eq!(
+        texts(b"\xFF\xD8"),
+        ["Invalid JPEG header: truncated before the frame header"]
+    );
+}
+
+#[test]
+fn policy_texts_and_order() {
+    let big = jpeg(&[&sof(0xC0, 8, 1200, 1800, 3)]);
+    assert_eq!(
+        texts(&big),
+        [
+            "Image width exceeds maximum (1800/1000)",
+            "Image height exceeds maximum (1200/1000)"
+        ]
+    );
+    assert!(texts(&jpeg(&[&sof(0xC0, 8, 1000, 1000, 3)])).is_empty());
+    assert_eq!(
+        texts(&jpeg(&[&sof(0xC0, 8, 1001, 1000, 3)])),
+        ["Image height exceeds maximum (1001/1000)"]
+    );
+
+    // Size: 10 MiB exactly passes; one byte more fails, and the header checks still run.
+    let policy = Policy::default();
+    let header = jpeg(&[&sof(0xC0, 8, 1200, 1000, 1)]);
+    let probed = probe(&header);
+    assert!(policy.check(10_485_760, &probed).len() == 1);
+    let errors: Vec<String> = policy
+        .check(10_485_761, &probed)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "File size exceeds maximum (10485761/10485760)",
+            "Image height exceeds maximum (1200/1000)"
+        ]
+    );
+    let png_too_big: Vec<String> = policy
+        .check(20_000_000, &probe(b"\x89PNG\r\n\x1a\n"))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        png_too_big,
+        [
+            "File size exceeds maximum (20000000/10485760)",
+            "Not a JPEG (png)"
+        ]
+    );
+}
+
+#[test]
+fn custom_limits_apply() {
+    let mut policy = Policy::default();
+    policy.max_width = 100;
+    policy.max_height = 50;
+    let file = jpeg(&[&sof(0xC0, 8, 60, 100, 1)]);
+    let report = Report::from_bytes(&file, &policy);
+    assert_eq!(
+        report.error_texts(),
+        ["Image height exceeds maximum (60/50)"]
+    );
+}
+
+#[test]
+fn incremental_probe_seeks_over_large_segments() {
+    let exif = vec![0u8; 60_000];
+    let icc = vec![0u8; 40_000];
+    let file = jpeg(&[
+        &app0(),
+        &segment(0xE1, &exif),
+        &segment(0xE2, &icc),
+        &dqt(),
+        &sof(0xC0, 8, 768, 1024, 3),
+    ]);
+    let mut probe = Probe::new();
+    let mut fed = 0usize;
+    let mut step = probe.step();
+    let info = loop {
+        match step {
+            Step::Done(result) => break result.unwrap(),
+            Step::Need(Need { offset, len }) => {
+                let start = offset as usize;
+                let end = (start + len.max(16)).min(file.len());
+                fed += end - start;
+                step = probe.feed(offset, &file[start..end]);
+            }
+        }
+    };
+    assert_eq!((info.width, info.height), (1024, 768));
+    assert!(fed < 512, "fed {fed} bytes of a {} byte file", file.len());
+}
+
+#[test]
+fn chunks_that_do_not_start_at_the_needed_offset_are_ignored_safely() {
+    let file = jpeg(&[&app0(), &sof(0xC0, 8, 10, 20, 1)]);
+    let mut probe = Probe::new();
+    // A chunk from the future: nothing usable, the same need again.
+    let first = probe.feed(5, &file[5..]);
+    assert_eq!(first, Step::Need(Need { offset: 0, len: 12 }));
+    // Overlapping chunks, then the rest.
+    assert!(matches!(probe.feed(0, &file[..7]), Step::Need(_)));
+    assert!(matches!(probe.feed(3, &file[3..9]), Step::Need(_)));
+    let Step::Done(Ok(info)) = probe.feed(0, &file) else {
+        panic!("whole input answers")
+    };
+    assert_eq!((info.width, info.height), (20, 10));
+    // Once done, further feeding answers the same.
+    assert_eq!(probe.feed(0, b"junk"), Step::Done(Ok(info)));
+    assert_eq!(probe.finish(), Ok(info));
+}
