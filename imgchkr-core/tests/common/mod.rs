@@ -77,11 +77,15 @@ pub fn encode(width: u32, height: u32, quality: u8, color: image::ColorType) -> 
 }
 
 /// The offset of the first SOFn marker in a well-formed JPEG made by [`encode`], found by
-/// walking segments (the encoder writes no fill bytes).
+/// walking segments and fill bytes.
 pub fn frame_offset(jpeg: &[u8]) -> usize {
     let mut at = 2;
     loop {
         let marker = jpeg[at + 1];
+        if marker == 0xFF {
+            at += 1;
+            continue;
+        }
         if (0xC0..=0xCF).contains(&marker) && ![0xC4, 0xC8, 0xCC].contains(&marker) {
             return at;
         }

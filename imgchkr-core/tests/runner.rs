@@ -1,0 +1,160 @@
+//! The job runner: event order, verdicts, and delivery outcomes recorded on the job.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use imgchkr_core::job::DeliveryStatus;
+use imgchkr_core::notify::BoxFuture;
+use imgchkr_core::store::{Inserted, ListQuery};
+use imgchkr_core::{
+    AssetPath, Event, Job, JobId, JobState, JobStore, JobUpdate, NotificationUrls, Policy,
+    RecordingNotifier, Report, StoreError, run_job,
+};
+
+/// The smallest store the runner needs: a map, and every update in order.
+#[derive(Default)]
+struct Jobs {
+    jobs: Mutex<HashMap<JobId, Job>>,
+    log: Mutex<Vec<JobUpdate>>,
+}
+
+impl JobStore for Jobs {
+    fn insert(&self, job: Job) -> BoxFuture<'_, Result<Inserted, StoreError>> {
+        self.jobs.lock().unwrap().insert(job.id, job);
+        Box::pin(async { Ok(Inserted::New) })
+    }
+    fn get(&self, id: JobId) -> BoxFuture<'_, Result<Option<Job>, StoreError>> {
+        let job = self.jobs.lock().unwrap().get(&id).cloned();
+        Box::pin(async { Ok(job) })
+    }
+    fn update(&self, id: JobId, update: JobUpdate) -> BoxFuture<'_, Result<(), StoreError>> {
+        if let Some(job) = self.jobs.lock().unwrap().get_mut(&id) {
+            job.apply(&update);
+        }
+        self.log.lock().unwrap().push(update);
+        Box::pin(async { Ok(()) })
+    }
+    fn list(&self, _: ListQuery) -> BoxFuture<'_, Result<Vec<Job>, StoreError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
+fn new_job() -> Job {
+    let url = |e: &str| format!("http://callback/print/{e}").parse().unwrap();
+    Job::new(
+        JobId::random(),
+        AssetPath::Local {
+            path: "a.jpg".into(),
+        },
+        NotificationUrls {
+            on_start: url("onStart"),
+            on_success: url("onSuccess"),
+            on_failure: url("onFailure"),
+        },
+    )
+}
+
+/// A SOF0 header for `width` x `height`.
+fn header(width: u16, height: u16) -> Vec<u8> {
+    let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x0B, 8];
+    bytes.extend_from_slice(&height.to_be_bytes());
+    bytes.extend_from_slice(&width.to_be_bytes());
+    bytes.extend_from_slice(&[1, 1, 0x11, 0]);
+    bytes
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    futures_executor::block_on(future)
+}
+
+#[test]
+fn a_failing_image_sends_on_start_then_on_failure_with_the_errors() {
+    let (store, notifier, job) = (Jobs::default(), RecordingNotifier::new(), new_job());
+    block_on(store.insert(job.clone())).unwrap();
+    let report = Report::from_bytes(&header(1800, 1200), &Policy::default());
+    let state = block_on(run_job(&job, &store, &notifier, async { report })).unwrap();
+    assert_eq!(state, JobState::Failed);
+
+    let sent = notifier.sent();
+    assert_eq!(
+        sent.iter().map(|n| n.event).collect::<Vec<_>>(),
+        [Event::OnStart, Event::OnFailure]
+    );
+    assert_eq!(
+        String::from_utf8(sent[0].payload.to_json()).unwrap(),
+        format!(r#"{{"id":"{}","state":"started"}}"#, job.id)
+    );
+    assert_eq!(
+        String::from_utf8(sent[1].payload.to_json()).unwrap(),
+        format!(
+            r#"{{"id":"{}","state":"failed","errors":{{"image":["Image width exceeds maximum (1800/1000)","Image height exceeds maximum (1200/1000)"]}}}}"#,
+            job.id
+        )
+    );
+    assert_eq!(sent[1].url.as_str(), "http://callback/print/onFailure");
+    assert_eq!(
+        sent[0].webhook_id,
+        format!("msg_{}_onStart", job.id.0.simple())
+    );
+
+    let stored = block_on(store.get(job.id)).unwrap().unwrap();
+    assert_eq!(stored.state, JobState::Failed);
+    assert_eq!(stored.errors.unwrap()["image"].len(), 2);
+    assert!(stored.started_at.is_some() && stored.finished_at.is_some());
+    let statuses: Vec<_> = stored
+        .notifications
+        .iter()
+        .map(|r| (r.event, r.status, r.attempts))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            (Event::OnStart, DeliveryStatus::Delivered, 1),
+            (Event::OnFailure, DeliveryStatus::Delivered, 1)
+        ]
+    );
+}
+
+#[test]
+fn a_valid_image_succeeds_and_the_verdict_is_recorded_before_the_final_event() {
+    let (store, notifier, job) = (Jobs::default(), RecordingNotifier::new(), new_job());
+    block_on(store.insert(job.clone())).unwrap();
+    let report = Report::from_bytes(&header(800, 600), &Policy::default());
+    assert_eq!(
+        block_on(run_job(&job, &store, &notifier, async { report })).unwrap(),
+        JobState::Success
+    );
+    let events: Vec<_> = notifier.sent().iter().map(|n| n.event).collect();
+    assert_eq!(events, [Event::OnStart, Event::OnSuccess]);
+
+    let log = store.log.lock().unwrap().clone();
+    let position = |f: &dyn Fn(&JobUpdate) -> bool| log.iter().position(f).unwrap();
+    let started = position(&|u| matches!(u, JobUpdate::Started { .. }));
+    let verdict = position(&|u| matches!(u, JobUpdate::Verdict { errors: None, .. }));
+    let final_pending =
+        position(&|u| matches!(u, JobUpdate::Delivery(r) if r.event == Event::OnSuccess));
+    assert!(started < verdict && verdict < final_pending, "{log:?}");
+}
+
+#[test]
+fn failed_deliveries_are_recorded_and_never_change_the_verdict() {
+    let (store, job) = (Jobs::default(), new_job());
+    let notifier = RecordingNotifier::failing("connection refused");
+    block_on(store.insert(job.clone())).unwrap();
+    let report = Report::from_bytes(&header(10, 10), &Policy::default());
+    assert_eq!(
+        block_on(run_job(&job, &store, &notifier, async { report })).unwrap(),
+        JobState::Success
+    );
+    let stored = block_on(store.get(job.id)).unwrap().unwrap();
+    assert_eq!(stored.state, JobState::Success);
+    for record in &stored.notifications {
+        assert_eq!(record.status, DeliveryStatus::Failed);
+        assert_eq!(record.error.as_deref(), Some("connection refused"));
+    }
+    let json = serde_json::to_value(&stored).unwrap();
+    assert_eq!(json["notifications"][0]["event"], "onStart");
+    assert_eq!(json["notifications"][0]["status"], "failed");
+    assert_eq!(json["state"], "success");
+    assert!(json.get("errors").is_none());
+}
