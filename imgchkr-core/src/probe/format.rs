@@ -91,6 +91,15 @@ impl Format {
         }
     }
 
+    /// Whether imgchkr reads this format's dimensions (JPEG, PNG, GIF, WebP, BMP); the
+    /// others are only recognised.
+    pub const fn is_probed(self) -> bool {
+        matches!(
+            self,
+            Format::Jpeg | Format::Png | Format::Gif | Format::Webp | Format::Bmp
+        )
+    }
+
     const fn bit(self) -> u16 {
         1 << self as u16
     }
@@ -171,6 +180,41 @@ impl Formats {
     /// The formats in the set, in declaration order.
     pub fn iter(self) -> impl Iterator<Item = Format> {
         Format::ALL.into_iter().filter(move |f| self.contains(*f))
+    }
+}
+
+/// Why a list of formats was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FormatsError {
+    /// A name that is no format.
+    #[error(transparent)]
+    Unknown(#[from] UnknownFormatName),
+    /// A format imgchkr recognises but cannot validate, as it does not read its dimensions.
+    #[error("format {0} cannot be validated: imgchkr does not read its dimensions")]
+    NotProbed(Format),
+    /// No format at all.
+    #[error("no format given")]
+    Empty,
+}
+
+impl FromStr for Formats {
+    type Err = FormatsError;
+
+    /// A comma-separated list: `jpeg,png,webp`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut set = Formats::EMPTY;
+        for name in s.split(',').filter(|n| !n.trim().is_empty()) {
+            let format: Format = name.parse()?;
+            if !format.is_probed() {
+                return Err(FormatsError::NotProbed(format));
+            }
+            set = set.with(format);
+        }
+        if set.is_empty() {
+            return Err(FormatsError::Empty);
+        }
+        Ok(set)
     }
 }
 

@@ -5,12 +5,14 @@
 //! range it needs next ([`Step::Need`]), so a caller can seek over a 60 KB EXIF block instead
 //! of reading it. [`probe`] is the same machine fed one whole buffer. Nothing here allocates.
 
+mod error;
+mod fixed;
 mod format;
 mod jpeg;
 mod sniff;
 
-pub use format::{Coding, Format, Formats, JpegFrame, Process};
-pub use jpeg::HeaderError;
+pub use error::HeaderError;
+pub use format::{Coding, Format, Formats, FormatsError, JpegFrame, Process, UnknownFormatName};
 
 use std::fmt;
 
@@ -123,6 +125,11 @@ enum State {
     Sniff,
     /// Walking JPEG marker segments.
     Jpeg(jpeg::Walker),
+    /// Reading a header at fixed offsets: the first `want` bytes.
+    Fixed {
+        format: Format,
+        want: usize,
+    },
     Done(Result<ImageInfo, ProbeError>),
 }
 
@@ -189,27 +196,31 @@ impl Probe {
                 } else {
                     &[][..]
                 };
-                match sniff::sniff(held) {
-                    Some(Format::Jpeg) => {
-                        // Walk what there is: a bad length in these few bytes is reported
-                        // as such, not as a truncation.
-                        let mut walk = Probe {
-                            pos: 2,
-                            state: State::Jpeg(jpeg::Walker::new()),
-                            ..Probe::new()
-                        };
-                        match walk.feed(0, held) {
-                            Step::Done(result) => result,
-                            Step::Need(_) => walk.finish(),
-                        }
-                    }
-                    Some(format) => Err(ProbeError::UnsupportedFormat(format)),
-                    None => Err(ProbeError::UnknownFormat),
+                let Some(format) = sniff::sniff(held) else {
+                    return Err(ProbeError::UnknownFormat);
+                };
+                // Read what there is with the format's own reader: a bad length in these
+                // few bytes is reported as such, not as a truncation.
+                let Some((pos, state)) = start(format) else {
+                    return Err(ProbeError::UnsupportedFormat(format));
+                };
+                let mut rest = Probe {
+                    pos,
+                    state,
+                    ..Probe::new()
+                };
+                match rest.feed(0, held) {
+                    Step::Done(result) => result,
+                    Step::Need(_) => rest.finish(),
                 }
             }
             State::Jpeg(walker) => Err(ProbeError::Malformed {
                 format: Format::Jpeg,
                 reason: walker.truncation(),
+            }),
+            State::Fixed { format, .. } => Err(ProbeError::Malformed {
+                format,
+                reason: HeaderError::TruncatedHeader,
             }),
         }
     }
@@ -218,6 +229,7 @@ impl Probe {
         match self.state {
             State::Sniff => sniff::SNIFF_LEN,
             State::Jpeg(walker) => walker.want(),
+            State::Fixed { want, .. } => want,
             State::Done(_) => 0,
         }
     }
@@ -272,16 +284,18 @@ impl Probe {
     fn advance(&mut self, token: &[u8]) {
         self.keep(token);
         match self.state {
-            State::Sniff => match sniff::sniff(token) {
-                Some(Format::Jpeg) => {
-                    self.pos = 2;
-                    self.state = State::Jpeg(jpeg::Walker::new());
+            State::Sniff => {
+                self.state = match sniff::sniff(token) {
+                    None => State::Done(Err(ProbeError::UnknownFormat)),
+                    Some(format) => match start(format) {
+                        Some((pos, state)) => {
+                            self.pos = pos;
+                            state
+                        }
+                        None => State::Done(Err(ProbeError::UnsupportedFormat(format))),
+                    },
                 }
-                Some(format) => {
-                    self.state = State::Done(Err(ProbeError::UnsupportedFormat(format)))
-                }
-                None => self.state = State::Done(Err(ProbeError::UnknownFormat)),
-            },
+            }
             State::Jpeg(mut walker) => {
                 self.state = match walker.advance(&mut self.pos, token) {
                     jpeg::Next::More => State::Jpeg(walker),
@@ -293,9 +307,28 @@ impl Probe {
                     }
                 };
             }
+            State::Fixed { format, .. } => {
+                self.state = match fixed::parse(format, token) {
+                    fixed::Parsed::Need(want) => State::Fixed { format, want },
+                    fixed::Parsed::Done(result) => State::Done(
+                        result.map_err(|reason| ProbeError::Malformed { format, reason }),
+                    ),
+                };
+            }
             State::Done(_) => {}
         }
     }
+}
+
+/// Where reading `format` starts after the sniff, or `None` if imgchkr does not read its
+/// dimensions.
+fn start(format: Format) -> Option<(u64, State)> {
+    if format == Format::Jpeg {
+        // The walk resumes after SOI.
+        return Some((2, State::Jpeg(jpeg::Walker::new())));
+    }
+    let want = fixed::first_need(format)?;
+    Some((0, State::Fixed { format, want }))
 }
 
 /// Probes a whole in-memory image (or its first bytes: a prefix that ends before the header

@@ -1,0 +1,139 @@
+//! Why a header could not be read.
+
+use super::format::Process;
+
+/// What is wrong with an image header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeaderError {
+    /// The input ends before any frame header.
+    #[error("truncated before the frame header")]
+    TruncatedBeforeFrameHeader,
+    /// The input ends inside the frame header.
+    #[error("truncated inside the frame header")]
+    TruncatedInFrameHeader,
+    /// A byte other than `FF` where a marker must start (T.81 B.1.1.2).
+    #[error("expected a marker at offset {offset}, found 0x{found:02X}")]
+    ExpectedMarker {
+        /// Offset of the offending byte.
+        offset: u64,
+        /// The byte found.
+        found: u8,
+    },
+    /// `FF 00` where a marker must be: a stuffed byte outside entropy-coded data.
+    #[error("invalid marker 0xFF{code:02X} at offset {offset}")]
+    InvalidMarker {
+        /// Offset of the marker's `FF`.
+        offset: u64,
+        /// The byte after `FF`.
+        code: u8,
+    },
+    /// A second SOI before any frame header.
+    #[error("unexpected SOI marker at offset {offset}")]
+    UnexpectedSoi {
+        /// Offset of the marker.
+        offset: u64,
+    },
+    /// A segment length below 2, which cannot even cover the length field.
+    #[error("bad segment length {length} for marker 0xFF{marker:02X} at offset {offset}")]
+    BadSegmentLength {
+        /// The marker's second byte.
+        marker: u8,
+        /// Offset of the marker.
+        offset: u64,
+        /// The length read.
+        length: u16,
+    },
+    /// SOS or EOI came before any frame header.
+    #[error("no frame header: {} at offset {offset} comes before any SOFn", marker_name(*marker))]
+    NoFrameHeader {
+        /// The marker's second byte (`0xDA` SOS or `0xD9` EOI).
+        marker: u8,
+        /// Offset of the marker.
+        offset: u64,
+    },
+    /// A JPEG-LS (T.87) frame, which is not a T.81 JPEG.
+    #[error("JPEG-LS frame (SOF55) is not supported")]
+    JpegLs,
+    /// The frame header says the width is zero.
+    #[error("zero width")]
+    ZeroWidth,
+    /// The frame header says the height is zero: the height is deferred to a DNL marker after
+    /// the first scan, which a header-only probe cannot read.
+    #[error("zero height (a height deferred to a DNL marker is not supported)")]
+    ZeroHeight,
+    /// The frame header's component count is not allowed for its process.
+    #[error("invalid component count {count} for a {process} frame")]
+    BadComponentCount {
+        /// Nf.
+        count: u8,
+        /// The frame's process.
+        process: Process,
+    },
+    /// The frame header's length does not match its component count (Lf = 8 + 3 × Nf).
+    #[error("bad frame header length {length} for {components} components")]
+    BadFrameLength {
+        /// Lf.
+        length: u16,
+        /// Nf.
+        components: u8,
+    },
+    /// A sample precision the frame's process does not allow (T.81 Table B.2).
+    #[error("invalid sample precision {precision} for a {process} frame")]
+    BadPrecision {
+        /// P.
+        precision: u8,
+        /// The frame's process.
+        process: Process,
+    },
+    /// A component's horizontal or vertical sampling factor outside 1–4.
+    #[error("invalid sampling factors 0x{factors:02X} for component {component}")]
+    BadSamplingFactor {
+        /// The component identifier (Ci).
+        component: u8,
+        /// Hi (high nibble) and Vi (low nibble).
+        factors: u8,
+    },
+    /// A quantization table selector outside 0–3.
+    #[error("invalid quantization table {table} for component {component}")]
+    BadQuantTable {
+        /// The component identifier (Ci).
+        component: u8,
+        /// Tqi.
+        table: u8,
+    },
+    /// The input ends inside a fixed-size header (PNG, GIF, WebP, BMP).
+    #[error("truncated header")]
+    TruncatedHeader,
+    /// PNG: the first chunk is not a 13-byte IHDR.
+    #[error("the first chunk is not IHDR")]
+    IhdrNotFirst,
+    /// PNG: the IHDR chunk's CRC does not match its contents.
+    #[error("IHDR CRC mismatch")]
+    BadCrc,
+    /// PNG: a bit depth / colour type pair, compression, filter or interlace method the
+    /// PNG specification does not define.
+    #[error("invalid IHDR field: {0}")]
+    BadIhdr(&'static str),
+    /// A width or height beyond what the format allows (PNG: 2^31 - 1).
+    #[error("dimension out of range")]
+    DimensionOutOfRange,
+    /// WebP: the first chunk is not VP8, VP8L or VP8X.
+    #[error("unknown first chunk")]
+    UnknownWebpChunk,
+    /// WebP: the VP8 key-frame start code or VP8L signature is wrong, or the frame is not a
+    /// key frame.
+    #[error("bad bitstream signature")]
+    BadSignature,
+    /// BMP: a DIB header size that no BMP version uses.
+    #[error("unknown DIB header size {0}")]
+    BadDibHeader(u32),
+}
+
+fn marker_name(marker: u8) -> &'static str {
+    match marker {
+        0xDA => "SOS",
+        0xD9 => "EOI",
+        _ => "marker",
+    }
+}
