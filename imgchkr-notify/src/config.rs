@@ -1,0 +1,178 @@
+//! The notifier's configuration and its documented defaults.
+
+use std::time::Duration;
+
+use crate::destination::AllowRule;
+use crate::sign::Secret;
+
+/// Default per-attempt timeout, connect included.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Default TCP (and TLS) connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default number of attempts per event, the first included.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// Default hard bound on one event's delivery, waits and retries included.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
+/// Default number of attempts in flight at once, across all jobs.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+/// Default first backoff ceiling; the n-th retry waits a random time in `[0, base * 2^(n-1)]`.
+pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// Default ceiling of any backoff.
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Default ceiling of a receiver's `Retry-After`.
+pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// Default cap on the response body read per attempt.
+pub const DEFAULT_MAX_RESPONSE_BODY: usize = 64 * 1024;
+
+/// A configuration the notifier cannot run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A webhook secret is not `whsec_<base64>` (or bare base64) of a long enough key.
+    #[error("invalid webhook secret: {0}")]
+    Secret(String),
+    /// An allowlist entry is not a host, `.suffix`, IP address or CIDR range.
+    #[error("invalid notify allowlist entry {0}")]
+    AllowRule(String),
+    /// A duration is not a number of seconds or `<n>ms|s|m|h`.
+    #[error("invalid duration {0:?}: expected e.g. 15, 15s, 300ms or 1m")]
+    Duration(String),
+    /// A numeric setting is out of range (zero attempts, zero timeout, …).
+    #[error("invalid {name}: {why}")]
+    OutOfRange {
+        /// The setting.
+        name: &'static str,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// The HTTP client could not be built (TLS backend initialisation).
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+/// Everything [`crate::WebhookNotifier`] needs. `Default` is the documented defaults: no
+/// secrets (unsigned), 15 s per attempt (5 s to connect), 3 attempts within 60 s, 256
+/// attempts in flight, 64 KiB of response read, no allowlist, private destinations allowed.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// Signing secrets; empty sends unsigned webhooks (still with `webhook-id` and
+    /// `webhook-timestamp`). Several sign with each, for rotation.
+    pub secrets: Vec<Secret>,
+    /// Bound on one attempt: connect, send, status and the bounded body read.
+    pub timeout: Duration,
+    /// Bound on the connection set-up (DNS, TCP, TLS) within an attempt.
+    pub connect_timeout: Duration,
+    /// Attempts per event, the first included; at least 1.
+    pub max_attempts: u32,
+    /// Hard bound on one event's delivery, from the call to the returned outcome.
+    pub deadline: Duration,
+    /// Attempts in flight at once across the notifier; at least 1.
+    pub max_in_flight: usize,
+    /// Full-jitter exponential backoff: the n-th retry waits `rand[0, min(max, base·2^(n-1))]`.
+    pub backoff_base: Duration,
+    /// Ceiling of a backoff.
+    pub backoff_max: Duration,
+    /// Ceiling of a 429/503 `Retry-After`.
+    pub max_retry_after: Duration,
+    /// Response bytes read per attempt before the connection is dropped.
+    pub max_response_body: usize,
+    /// Allowed destinations; empty allows any host.
+    pub allow: Vec<AllowRule>,
+    /// Refuse non-public destination addresses (loopback, private, metadata, …).
+    pub deny_private: bool,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> WebhookConfig {
+        WebhookConfig {
+            secrets: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            deadline: DEFAULT_DEADLINE,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            backoff_base: DEFAULT_BACKOFF_BASE,
+            backoff_max: DEFAULT_BACKOFF_MAX,
+            max_retry_after: DEFAULT_MAX_RETRY_AFTER,
+            max_response_body: DEFAULT_MAX_RESPONSE_BODY,
+            allow: Vec::new(),
+            deny_private: false,
+        }
+    }
+}
+
+impl WebhookConfig {
+    /// Refuses settings that would make the notifier useless or unbounded.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let range = |name, why| Err(ConfigError::OutOfRange { name, why });
+        if self.max_attempts == 0 {
+            return range("webhook attempts", "must be at least 1");
+        }
+        if self.max_in_flight == 0 {
+            return range("webhook max in flight", "must be at least 1");
+        }
+        if self.max_in_flight > tokio::sync::Semaphore::MAX_PERMITS {
+            return range("webhook max in flight", "is too large");
+        }
+        if self.timeout.is_zero() || self.connect_timeout.is_zero() || self.deadline.is_zero() {
+            return range(
+                "webhook timeout",
+                "timeouts and the deadline must be positive",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Parses `15`, `15s`, `1.5s`, `300ms`, `2m` or `1h` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, ConfigError> {
+    let bad = || ConfigError::Duration(text.to_owned());
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit.trim() {
+        "" | "s" | "sec" | "secs" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" | "mins" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        let ms = Duration::from_millis;
+        assert_eq!(parse_duration("15").unwrap(), ms(15_000));
+        assert_eq!(parse_duration("15s").unwrap(), ms(15_000));
+        assert_eq!(parse_duration("1.5s").unwrap(), ms(1_500));
+        assert_eq!(parse_duration("300ms").unwrap(), ms(300));
+        assert_eq!(parse_duration(" 2m ").unwrap(), ms(120_000));
+        assert_eq!(parse_duration("1h").unwrap(), ms(3_600_000));
+        for bad in ["", "s", "-1", "1x", "1e400", "1..2s", "NaN", "inf"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid_and_zeroes_are_not() {
+        WebhookConfig::default().validate().unwrap();
+        let zero_attempts = WebhookConfig {
+            max_attempts: 0,
+            ..WebhookConfig::default()
+        };
+        assert!(zero_attempts.validate().is_err());
+        let zero_timeout = WebhookConfig {
+            timeout: Duration::ZERO,
+            ..WebhookConfig::default()
+        };
+        assert!(zero_timeout.validate().is_err());
+    }
+}
