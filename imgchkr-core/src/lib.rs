@@ -17,7 +17,10 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+#[cfg(feature = "decode")]
+mod decode;
 pub mod job;
+pub mod memory;
 pub mod notify;
 pub mod policy;
 pub mod probe;
@@ -30,8 +33,9 @@ pub use job::{
     AssetPath, DeliveryRecord, DeliveryStatus, ErrorMap, Event, Job, JobId, JobState, JobUpdate,
     NotificationUrls, Payload,
 };
+pub use memory::{FairQueue, MemoryStore, QueueFull, Retention};
 pub use notify::{DeliveryOutcome, Notification, Notifier, RecordingNotifier};
-pub use policy::{Policy, ValidationError};
+pub use policy::{Policy, ValidationError, Verify};
 pub use probe::{Format, Formats, ImageInfo, Probe, ProbeError, Step, probe};
 pub use runner::run_job;
 pub use source::{ImageDir, Report, validate_file};

@@ -1,1 +1,26 @@
-//! placeholder
+//! The imgchkr HTTP service (hyper 1, no framework) with in-process workers, and the
+//! `imgchkr` command line.
+//!
+//! The data path is one line: [`handlers::submit`] decodes and vets a submission, stores the
+//! job and enqueues its id on the fair [`queue::MemoryQueue`]; a [`worker::Workers`]
+//! dispatcher takes it off the queue and runs core's `run_job`: header probe on the blocking
+//! pool, policy, webhooks through the [`webhooks::Webhooks`] notifier.
+#![deny(missing_docs)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod app;
+pub mod auth;
+pub mod check;
+pub mod cli;
+pub mod handlers;
+pub mod logging;
+pub mod metrics;
+pub mod queue;
+pub mod response;
+pub mod routes;
+pub mod server;
+pub mod service;
+pub mod shutdown;
+pub mod standin;
+pub mod webhooks;
+pub mod worker;

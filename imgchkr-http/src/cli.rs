@@ -1,0 +1,211 @@
+//! The command line: `imgchkr [serve] [FLAGS]` and `imgchkr check [--json] PATH...`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use imgchkr_core::Policy;
+
+/// Header-only image validation: an HTTP service with webhooks, and a local checker.
+#[derive(Debug, Parser)]
+#[command(name = "imgchkr", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Flags of `serve`, accepted without the subcommand.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+impl Cli {
+    /// The command to run, `serve` by default.
+    pub fn into_command(self) -> Command {
+        self.command.unwrap_or(Command::Serve(Box::new(self.serve)))
+    }
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (the default).
+    Serve(Box<ServeArgs>),
+    /// Validate local files with the service's rules and texts; exit 0 if all are valid,
+    /// 1 if any is invalid, 2 on a usage error.
+    Check(CheckArgs),
+}
+
+/// The validation limits, shared by `serve` and `check`.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Largest allowed file size in bytes, inclusive.
+    #[arg(long, env = "IMGCHKR_MAX_BYTES", default_value_t = imgchkr_core::policy::DEFAULT_MAX_BYTES)]
+    pub max_bytes: u64,
+    /// Largest allowed width in pixels, inclusive.
+    #[arg(long, env = "IMGCHKR_MAX_WIDTH", default_value_t = imgchkr_core::policy::DEFAULT_MAX_DIMENSION)]
+    pub max_width: u32,
+    /// Largest allowed height in pixels, inclusive.
+    #[arg(long, env = "IMGCHKR_MAX_HEIGHT", default_value_t = imgchkr_core::policy::DEFAULT_MAX_DIMENSION)]
+    pub max_height: u32,
+}
+
+impl LimitArgs {
+    /// The policy these limits make (JPEG only).
+    pub fn policy(&self) -> Policy {
+        let mut policy = Policy::default();
+        policy.max_bytes = self.max_bytes;
+        policy.max_width = self.max_width;
+        policy.max_height = self.max_height;
+        policy
+    }
+}
+
+/// `imgchkr check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Print one JSON object per path, one per line.
+    #[arg(long)]
+    pub json: bool,
+    /// The limits to check against.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// The files to check.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// `imgchkr serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (the bound address is logged).
+    #[arg(long, env = "IMGCHKR_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Directory that `local` asset paths are resolved in and confined to.
+    #[arg(long, env = "IMGCHKR_IMAGE_DIR", default_value = ".")]
+    pub image_dir: PathBuf,
+    /// Threads reading image headers at once [default: available cores].
+    #[arg(long, env = "IMGCHKR_WORKERS")]
+    pub workers: Option<usize>,
+    /// Jobs in flight at once (each mostly waits on its webhooks).
+    #[arg(long, env = "IMGCHKR_MAX_CONCURRENT_JOBS", default_value_t = 1024)]
+    pub max_concurrent_jobs: usize,
+    /// Jobs waiting for a worker, overall; past it submissions get 503.
+    #[arg(long, env = "IMGCHKR_QUEUE_CAPACITY", default_value_t = 10_000)]
+    pub queue_capacity: usize,
+    /// Jobs one tenant may have waiting [default: queue capacity / number of tenants].
+    #[arg(long, env = "IMGCHKR_TENANT_QUEUE_SHARE")]
+    pub tenant_queue_share: Option<usize>,
+    /// The validation limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Largest accepted request body in bytes; larger gets 413.
+    #[arg(long, env = "IMGCHKR_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+    /// How long a finished job stays readable (e.g. 90s, 30m, 1h, 2d).
+    #[arg(long, env = "IMGCHKR_JOB_RETENTION", default_value = "1h", value_parser = parse_duration)]
+    pub job_retention: Duration,
+    /// How many jobs are kept; past it the oldest finished jobs are forgotten.
+    #[arg(long, env = "IMGCHKR_MAX_JOBS", default_value_t = 100_000)]
+    pub max_jobs: usize,
+    /// A tenant and its bearer token, TENANT:TOKEN; repeatable. With none, /assets is open.
+    #[arg(long = "auth-token", env = "IMGCHKR_AUTH_TOKENS", value_delimiter = ',', value_parser = parse_token)]
+    pub auth_tokens: Vec<(String, String)>,
+    /// On SIGINT/SIGTERM, how long to finish jobs and their webhooks before exiting.
+    #[arg(long, env = "IMGCHKR_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+    /// How long a client may take to send a request's headers.
+    #[arg(long, env = "IMGCHKR_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's body.
+    #[arg(long, env = "IMGCHKR_BODY_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub body_read_timeout: Duration,
+    /// Log line format (filter with RUST_LOG, default info).
+    #[arg(long, env = "IMGCHKR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+    /// Webhook delivery settings.
+    #[command(flatten)]
+    pub webhooks: crate::standin::WebhookArgs,
+}
+
+impl ServeArgs {
+    /// Blocking validation threads: `--workers`, or the available cores.
+    pub fn workers(&self) -> usize {
+        self.workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .max(1)
+    }
+
+    /// How many jobs one tenant may have waiting.
+    pub fn tenant_queue_share(&self) -> usize {
+        let tenants = self
+            .auth_tokens
+            .iter()
+            .map(|(tenant, _)| tenant)
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            .max(1);
+        self.tenant_queue_share
+            .unwrap_or(self.queue_capacity / tenants)
+            .clamp(1, self.queue_capacity.max(1))
+    }
+}
+
+/// Parses `90`, `90s`, `250ms`, `30m`, `1h`, `2d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 30s, 5m, 1h"))?;
+    let secs = |k: u64| Duration::from_secs(n.saturating_mul(k));
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(secs(1)),
+        "m" => Ok(secs(60)),
+        "h" => Ok(secs(3600)),
+        "d" => Ok(secs(86_400)),
+        other => Err(format!("invalid duration unit {other:?}: use ms, s, m, h or d")),
+    }
+}
+
+/// Parses `TENANT:TOKEN`.
+pub fn parse_token(s: &str) -> Result<(String, String), String> {
+    match s.trim().split_once(':') {
+        Some((tenant, token)) if !tenant.is_empty() && !token.is_empty() => {
+            Ok((tenant.to_owned(), token.to_owned()))
+        }
+        _ => Err("expected TENANT:TOKEN".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_and_tokens_parse() {
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("x").is_err());
+        assert_eq!(parse_token("a:b:c"), Ok(("a".into(), "b:c".into())));
+        assert!(parse_token("a").is_err());
+    }
+}

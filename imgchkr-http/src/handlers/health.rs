@@ -1,0 +1,44 @@
+//! `GET /healthz`, `GET /readyz`, `GET /metrics`.
+
+use hyper::StatusCode;
+use serde_json::json;
+
+use crate::app::App;
+use crate::metrics as m;
+use crate::response::{self, Resp};
+
+/// Alive: the process answers.
+pub fn healthz() -> Resp {
+    response::json(StatusCode::OK, &json!({"status": "ok"}))
+}
+
+/// Ready: accepting jobs (queue not full, workers running, not shutting down).
+pub fn readyz(app: &App) -> Resp {
+    match app.not_ready() {
+        None => response::json(StatusCode::OK, &json!({"status": "ready"})),
+        Some(reason) => response::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"status": "not ready", "reason": reason}),
+        ),
+    }
+}
+
+/// The Prometheus exposition.
+pub fn metrics(app: &App) -> Resp {
+    let workers = &app.workers;
+    metrics::gauge!(m::QUEUE_DEPTH).set(workers.queue.len() as f64);
+    let running = workers.max_jobs as usize - workers.job_slots.available_permits();
+    metrics::gauge!(m::JOBS_IN_FLIGHT).set(running as f64);
+    match &app.metrics {
+        Some(handle) => response::text(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            handle.render(),
+        ),
+        None => response::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics",
+            "Metrics are not available in this process.",
+        ),
+    }
+}

@@ -1,0 +1,59 @@
+//! Prometheus metrics: the recorder, and the names the service records under.
+
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Requests by route and status.
+pub const REQUESTS: &str = "imgchkr_http_requests_total";
+/// Request latency by route, seconds.
+pub const REQUEST_SECONDS: &str = "imgchkr_http_request_duration_seconds";
+/// Jobs waiting for a worker.
+pub const QUEUE_DEPTH: &str = "imgchkr_queue_depth";
+/// Jobs in flight (started, not yet done with their webhooks).
+pub const JOBS_IN_FLIGHT: &str = "imgchkr_jobs_in_flight";
+/// Finished jobs by final state.
+pub const JOBS: &str = "imgchkr_jobs_total";
+/// Header probe and policy check, seconds.
+pub const VALIDATION_SECONDS: &str = "imgchkr_validation_duration_seconds";
+/// Submissions refused because the queue was full.
+pub const QUEUE_REJECTIONS: &str = "imgchkr_queue_rejections_total";
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0,
+];
+
+/// Installs the global recorder and returns the handle that renders it. Histograms get
+/// buckets (not the exporter's default summaries), so they aggregate across instances.
+pub fn install() -> Result<PrometheusHandle, String> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Suffix("_duration_seconds".into()),
+            LATENCY_BUCKETS,
+        )
+        .map_err(|e| e.to_string())?
+        .install_recorder()
+        .map_err(|e| e.to_string())?;
+    describe();
+    Ok(handle)
+}
+
+fn describe() {
+    metrics::describe_counter!(REQUESTS, "HTTP requests by route and status.");
+    metrics::describe_histogram!(REQUEST_SECONDS, "HTTP request latency by route.");
+    metrics::describe_gauge!(QUEUE_DEPTH, "Jobs waiting for a worker.");
+    metrics::describe_gauge!(JOBS_IN_FLIGHT, "Jobs being run.");
+    metrics::describe_counter!(JOBS, "Finished jobs by final state.");
+    metrics::describe_histogram!(VALIDATION_SECONDS, "Header probe and policy check time.");
+    metrics::describe_counter!(QUEUE_REJECTIONS, "Submissions refused with 503, queue full.");
+}
+
+/// Keeps the exporter's histogram buffers drained; runs until the process ends.
+pub async fn upkeep(handle: PrometheusHandle) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+    }
+}

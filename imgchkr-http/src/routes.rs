@@ -1,0 +1,123 @@
+//! Routing: path and method to handler, auth on /assets, and per-route metrics.
+
+use std::time::Instant;
+
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, HeaderValue};
+use hyper::{Method, Request, StatusCode};
+
+use crate::app::App;
+use crate::handlers::{get, health, list, submit};
+use crate::metrics as m;
+use crate::response::{self, Resp};
+
+/// Where a request goes.
+enum Route<'a> {
+    Healthz,
+    Readyz,
+    Metrics,
+    /// `/assets/image`: POST submits, GET lists.
+    Images,
+    /// `/assets`: GET lists.
+    Assets,
+    Job(&'a str),
+    NotFound,
+}
+
+impl Route<'_> {
+    fn parse(path: &str) -> Route<'_> {
+        // A trailing slash names the same resource.
+        let path = match path.strip_suffix('/') {
+            Some(stripped) if !stripped.is_empty() => stripped,
+            _ => path,
+        };
+        match path {
+            "/healthz" => Route::Healthz,
+            "/readyz" => Route::Readyz,
+            "/metrics" => Route::Metrics,
+            "/assets/image" => Route::Images,
+            "/assets" => Route::Assets,
+            _ => match path.strip_prefix("/assets/image/") {
+                Some(id) if !id.contains('/') => Route::Job(id),
+                _ => Route::NotFound,
+            },
+        }
+    }
+
+    /// The metric label: the route template, never the raw path.
+    fn label(&self) -> &'static str {
+        match self {
+            Route::Healthz => "/healthz",
+            Route::Readyz => "/readyz",
+            Route::Metrics => "/metrics",
+            Route::Images => "/assets/image",
+            Route::Assets => "/assets",
+            Route::Job(_) => "/assets/image/{id}",
+            Route::NotFound => "other",
+        }
+    }
+
+    fn allowed(&self) -> &'static str {
+        match self {
+            Route::Images => "GET, POST",
+            _ => "GET",
+        }
+    }
+}
+
+/// Answers one request; never fails.
+pub async fn handle(app: &App, request: Request<Incoming>) -> Resp {
+    let started = Instant::now();
+    let path = request.uri().path().to_owned();
+    let route = Route::parse(&path);
+    let label = route.label();
+    let response = dispatch(app, route, request).await;
+    let status = response.status();
+    metrics::counter!(m::REQUESTS, "route" => label, "status" => status.as_str().to_owned())
+        .increment(1);
+    metrics::histogram!(m::REQUEST_SECONDS, "route" => label)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn dispatch(app: &App, route: Route<'_>, request: Request<Incoming>) -> Resp {
+    let method = request.method().clone();
+    match (&route, &method) {
+        (Route::NotFound, _) => {
+            return response::error(StatusCode::NOT_FOUND, "path", "No such resource.");
+        }
+        (Route::Healthz, &Method::GET) => return health::healthz(),
+        (Route::Readyz, &Method::GET) => return health::readyz(app),
+        (Route::Metrics, &Method::GET) => return health::metrics(app),
+        (Route::Images, &Method::GET | &Method::POST) => {}
+        (Route::Assets | Route::Job(_), &Method::GET) => {}
+        _ => return method_not_allowed(&route, &method),
+    }
+    let tenant = match app.auth.tenant(request.headers()) {
+        Ok(tenant) => tenant,
+        Err(refusal) => return *refusal,
+    };
+    let query = request.uri().query();
+    match route {
+        Route::Images if method == Method::POST => submit::submit(app, tenant, request).await,
+        Route::Images | Route::Assets => list::list(app, tenant.as_deref(), query),
+        Route::Job(id) => get::get(app, tenant.as_deref(), id),
+        _ => response::error(StatusCode::NOT_FOUND, "path", "No such resource."),
+    }
+}
+
+fn method_not_allowed(route: &Route<'_>, method: &Method) -> Resp {
+    let allowed = route.allowed();
+    let mut response = response::error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method",
+        format!(
+            "Method {} not allowed; allowed: {allowed}.",
+            method.as_str().chars().take(20).collect::<String>()
+        ),
+    );
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allowed));
+    response
+}

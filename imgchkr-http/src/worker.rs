@@ -1,0 +1,135 @@
+//! The in-process workers: a dispatcher takes jobs off the queue (round-robin across tenants)
+//! and runs each as a task; the header probe runs on the blocking pool, at most `workers` at
+//! once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use imgchkr_core::{AssetPath, ImageDir, JobId, Policy, Report, ValidationError, run_job};
+use imgchkr_core::MemoryStore;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tracing::{Instrument, debug, info_span, warn};
+
+use crate::metrics as m;
+use crate::queue::MemoryQueue;
+use crate::webhooks::Webhooks;
+
+/// Everything a job needs to run.
+pub struct Workers {
+    /// Where jobs are recorded.
+    pub store: Arc<MemoryStore>,
+    /// Where jobs wait.
+    pub queue: Arc<MemoryQueue>,
+    /// Sends the webhooks.
+    pub webhooks: Arc<dyn Webhooks>,
+    /// Where `local` paths resolve.
+    pub image_dir: Arc<ImageDir>,
+    /// The limits.
+    pub policy: Policy,
+    /// One permit per blocking probe thread.
+    pub probe_slots: Arc<Semaphore>,
+    /// One permit per job in flight.
+    pub job_slots: Arc<Semaphore>,
+    /// How many job permits exist (to wait for all of them at shutdown).
+    pub max_jobs: u32,
+    /// Cleared when the dispatcher stops (readiness).
+    pub alive: Arc<AtomicBool>,
+}
+
+impl Workers {
+    /// Starts the dispatcher. It stops once the queue is closed and empty.
+    pub fn spawn(self: &Arc<Self>) -> JoinHandle<()> {
+        let workers = Arc::clone(self);
+        workers.alive.store(true, Ordering::SeqCst);
+        tokio::spawn(async move {
+            workers.dispatch().await;
+            workers.alive.store(false, Ordering::SeqCst);
+        })
+    }
+
+    async fn dispatch(self: &Arc<Self>) {
+        loop {
+            // A slot first, then a job: a job leaves the queue only when it can start.
+            let Ok(slot) = Arc::clone(&self.job_slots).acquire_owned().await else {
+                return;
+            };
+            let Some((_tenant, id)) = self.queue.pop_wait().await else {
+                return;
+            };
+            metrics::gauge!(m::QUEUE_DEPTH).set(self.queue.len() as f64);
+            let workers = Arc::clone(self);
+            tokio::spawn(async move {
+                workers.run(id).await;
+                drop(slot);
+            });
+        }
+    }
+
+    /// Runs one job: submission → probe → policy → notifier, as core's runner orders it.
+    async fn run(&self, id: JobId) {
+        // Removed (refused at submission) or expired while waiting: nothing is owed.
+        let Some(job) = self.store.get_now(id) else {
+            return;
+        };
+        let span = info_span!("job", job_id = %id);
+        async {
+            debug!("started");
+            let validate = self.validate(job.asset_path.clone());
+            match run_job(&job, &*self.store, &*self.webhooks, validate).await {
+                Ok(state) => {
+                    debug!(state = %state, "finished");
+                    metrics::counter!(m::JOBS, "state" => state.name()).increment(1);
+                }
+                Err(e) => warn!(error = %e, "job could not be recorded"),
+            }
+        }
+        .instrument(span)
+        .await;
+    }
+
+    /// Probes and checks the image off the reactor, holding a probe slot.
+    async fn validate(&self, asset: AssetPath) -> Report {
+        let Ok(_slot) = self.probe_slots.acquire().await else {
+            return Report::unreachable(read_failed(&asset, "shutting down"));
+        };
+        let dir = Arc::clone(&self.image_dir);
+        let policy = self.policy;
+        let started = Instant::now();
+        let probe = asset.clone();
+        let report = tokio::task::spawn_blocking(move || match &probe {
+            AssetPath::Local { path } => dir.validate(path, &policy),
+            other => Report::unreachable(read_failed(other, "unsupported location")),
+        })
+        .await;
+        metrics::histogram!(m::VALIDATION_SECONDS).record(started.elapsed().as_secs_f64());
+        report.unwrap_or_else(|_| Report::unreachable(read_failed(&asset, "validation aborted")))
+    }
+
+    /// Stops taking new jobs and waits, up to `timeout`, for the queued and in-flight ones to
+    /// finish with their webhooks. Returns how many jobs were abandoned (queued or running).
+    pub async fn drain(&self, dispatcher: JoinHandle<()>, timeout: Duration) -> usize {
+        self.queue.close();
+        let finished = tokio::time::timeout(timeout, async {
+            let _ = dispatcher.await;
+            // Every slot back means every job task has ended.
+            let _all = self.job_slots.acquire_many(self.max_jobs).await;
+        })
+        .await;
+        match finished {
+            Ok(()) => 0,
+            Err(_) => {
+                let running = self.max_jobs as usize - self.job_slots.available_permits();
+                self.queue.len() + running
+            }
+        }
+    }
+}
+
+fn read_failed(asset: &AssetPath, reason: &str) -> ValidationError {
+    ValidationError::ReadFailed {
+        path: asset.path().to_owned(),
+        reason: reason.to_owned(),
+    }
+}
