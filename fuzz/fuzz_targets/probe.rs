@@ -1,0 +1,42 @@
+//! Arbitrary bytes: `probe` never panics, and an `Ok` is a sane JPEG answer.
+#![no_main]
+
+use imgchkr_core::probe::{Format, Process};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let result = imgchkr_core::probe(data);
+    match result {
+        Ok(info) => {
+            assert!(info.width > 0 && info.height > 0, "{info:?}");
+            assert!(info.width <= 65535 && info.height <= 65535, "{info:?}");
+            // Only JPEG has dimensions read today, and it must have started with SOI.
+            assert_eq!(info.format, Format::Jpeg);
+            assert!(data.starts_with(&[0xFF, 0xD8]));
+            let frame = info.jpeg.expect("a JPEG answer carries its frame");
+            assert!(frame.components > 0);
+            let precision_ok = match frame.process {
+                Process::Baseline => frame.precision == 8,
+                Process::ExtendedSequential | Process::Progressive => {
+                    matches!(frame.precision, 8 | 12)
+                }
+                Process::Lossless => (2..=16).contains(&frame.precision),
+                _ => true,
+            };
+            assert!(precision_ok, "{frame:?}");
+            if frame.process == Process::Progressive {
+                assert!(frame.components <= 4);
+            }
+        }
+        Err(e) => {
+            // The error's format agrees with the leading bytes.
+            if data.starts_with(&[0xFF, 0xD8]) {
+                assert_eq!(e.format(), Some(Format::Jpeg), "{e:?}");
+            }
+            // Display never panics.
+            let _ = e.to_string();
+        }
+    }
+    // Deterministic.
+    assert_eq!(imgchkr_core::probe(data), result);
+});
