@@ -21,6 +21,21 @@ pub struct Policy {
     pub max_height: u32,
     /// Formats accepted.
     pub formats: Formats,
+    /// How deep to look: the header alone (the default), or a full decode too.
+    pub verify: Verify,
+}
+
+/// How deep validation looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Verify {
+    /// Headers only: never reads pixel data (the default, and imgchkr's speed).
+    #[default]
+    Header,
+    /// After the header checks pass, decode the whole image and fail corrupt data
+    /// (cargo feature `decode`).
+    #[cfg(feature = "decode")]
+    Decode,
 }
 
 impl Default for Policy {
@@ -31,6 +46,7 @@ impl Default for Policy {
             max_width: DEFAULT_MAX_DIMENSION,
             max_height: DEFAULT_MAX_DIMENSION,
             formats: Formats::JPEG,
+            verify: Verify::Header,
         }
     }
 }
@@ -96,6 +112,11 @@ pub enum ValidationError {
         /// The policy's limit.
         max: u32,
     },
+    /// The headers pass but the image data does not decode (with [`Verify::Decode`] only).
+    CorruptData {
+        /// The decoder's reason.
+        reason: String,
+    },
 }
 
 impl fmt::Display for ValidationError {
@@ -127,6 +148,7 @@ impl fmt::Display for ValidationError {
             HeightExceeds { actual, max } => {
                 write!(f, "Image height exceeds maximum ({actual}/{max})")
             }
+            CorruptData { reason } => write!(f, "Corrupt image data: {reason}"),
         }
     }
 }

@@ -36,9 +36,19 @@ impl Report {
     pub fn from_bytes(bytes: &[u8], policy: &Policy) -> Report {
         let probed = crate::probe::probe(bytes);
         let size = bytes.len() as u64;
+        #[allow(unused_mut)] // mutated only with the `decode` feature
+        let mut errors = policy.check(size, &probed);
+        #[cfg(feature = "decode")]
+        if let (crate::policy::Verify::Decode, true, Ok(info)) =
+            (policy.verify, errors.is_empty(), probed)
+        {
+            if let Some(reason) = crate::decode::corrupt_data(bytes, info.format, policy) {
+                errors.push(ValidationError::CorruptData { reason });
+            }
+        }
         Report {
             size: Some(size),
-            errors: policy.check(size, &probed),
+            errors,
             probed: Some(probed),
             bytes_read: size,
         }
@@ -186,18 +196,38 @@ pub fn validate_file(path: &Path, display: &str, policy: &Policy) -> Report {
 
 /// Probes and checks an open regular file of `size` bytes.
 pub fn validate_open_file(file: &File, size: u64, display: &str, policy: &Policy) -> Report {
-    match read_header(file, size) {
-        Ok((probed, bytes_read)) => Report {
-            size: Some(size),
-            errors: policy.check(size, &probed),
-            probed: Some(probed),
-            bytes_read,
-        },
-        Err(e) => Report::unreachable(ValidationError::ReadFailed {
-            path: display.to_owned(),
-            reason: e.to_string(),
-        }),
+    let read_failed = |e: io::Error| ValidationError::ReadFailed {
+        path: display.to_owned(),
+        reason: e.to_string(),
+    };
+    let (probed, bytes_read) = match read_header(file, size) {
+        Ok(read) => read,
+        Err(e) => return Report::unreachable(read_failed(e)),
+    };
+    #[allow(unused_mut)] // mutated only with the `decode` feature
+    let mut report = Report {
+        size: Some(size),
+        errors: policy.check(size, &probed),
+        probed: Some(probed),
+        bytes_read,
+    };
+    #[cfg(feature = "decode")]
+    if let (crate::policy::Verify::Decode, true, Some(Ok(info))) =
+        (policy.verify, report.errors.is_empty(), report.probed)
+    {
+        // The size check passed, so the whole file is at most `max_bytes`.
+        let mut bytes = vec![0; usize::try_from(size).unwrap_or(0)];
+        match file.read_exact_at(&mut bytes, 0) {
+            Ok(()) => {
+                report.bytes_read += size;
+                if let Some(reason) = crate::decode::corrupt_data(&bytes, info.format, policy) {
+                    report.errors.push(ValidationError::CorruptData { reason });
+                }
+            }
+            Err(e) => report.errors.push(read_failed(e)),
+        }
     }
+    report
 }
 
 /// Runs the probe over `file` with positioned reads of only the ranges it asks for. Returns
