@@ -106,10 +106,18 @@ impl WebhookNotifier {
         let deadline = Instant::now() + config.deadline;
         let body = n.payload.to_json();
         let mut attempts: Vec<Attempt> = Vec::new();
+        // (A deadline shorter than twice the minimum still gets its one attempt.)
+        let min_budget = MIN_ATTEMPT_BUDGET.min(config.deadline / 2);
         for number in 1..=config.max_attempts {
             let waited = Instant::now();
             let left = deadline.saturating_duration_since(waited);
-            let Ok(Ok(slot)) = tokio::time::timeout(left, self.inner.slots.acquire()).await else {
+            let slot = match tokio::time::timeout(left, self.inner.slots.acquire()).await {
+                Ok(Ok(slot)) => Some(slot),
+                // The semaphore is never closed; a closed one would mean no slot ever.
+                Ok(Err(_)) | Err(_) => None,
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(slot) = slot.filter(|_| left >= min_budget) else {
                 attempts.push(Attempt::failed(
                     number,
                     "timeout waiting for a delivery slot",
@@ -117,9 +125,7 @@ impl WebhookNotifier {
                 ));
                 break;
             };
-            let budget = config
-                .timeout
-                .min(deadline.saturating_duration_since(Instant::now()));
+            let budget = config.timeout.min(left);
             let (outcome, next) = attempt(&self.inner, n, number, &body, budget).await;
             drop(slot);
             self.observe(n, &outcome);
@@ -132,7 +138,7 @@ impl WebhookNotifier {
             let wait =
                 after.unwrap_or_else(|| backoff(config.backoff_base, config.backoff_max, number));
             // No point waiting if no useful attempt fits after the wait: give up now.
-            if Instant::now() + wait + MIN_ATTEMPT_BUDGET > deadline {
+            if Instant::now() + wait + min_budget > deadline {
                 tracing::debug!(job_id = %n.job_id, event = %n.event, ?wait, "no time left for another attempt");
                 break;
             }
