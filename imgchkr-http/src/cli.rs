@@ -134,7 +134,7 @@ pub struct ServeArgs {
     pub log_format: LogFormat,
     /// Webhook delivery settings.
     #[command(flatten)]
-    pub webhooks: crate::standin::WebhookArgs,
+    pub webhooks: imgchkr_notify::WebhookArgs,
 }
 
 impl ServeArgs {

@@ -21,6 +21,5 @@ pub mod routes;
 pub mod server;
 pub mod service;
 pub mod shutdown;
-pub mod standin;
 pub mod webhooks;
 pub mod worker;

@@ -105,6 +105,9 @@ pub async fn run(args: ServeArgs) -> u8 {
     0
 }
 
-fn notifier(_args: &ServeArgs) -> Result<Arc<dyn Webhooks>, String> {
-    Ok(Arc::new(crate::standin::StandinNotifier::default()))
+/// The webhook sender: one shared client for every job (pooled connections).
+fn notifier(args: &ServeArgs) -> Result<Arc<dyn Webhooks>, String> {
+    let config = args.webhooks.config().map_err(|e| e.to_string())?;
+    let notifier = imgchkr_notify::WebhookNotifier::new(config).map_err(|e| e.to_string())?;
+    Ok(Arc::new(notifier))
 }

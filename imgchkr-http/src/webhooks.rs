@@ -17,3 +17,9 @@ impl Webhooks for imgchkr_core::RecordingNotifier {
         Box::pin(std::future::ready(Ok(())))
     }
 }
+
+impl Webhooks for imgchkr_notify::WebhookNotifier {
+    fn check_destination<'a>(&'a self, url: &'a Url) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(imgchkr_notify::WebhookNotifier::check_destination(self, url))
+    }
+}

@@ -61,7 +61,9 @@ impl Workers {
             metrics::gauge!(m::QUEUE_DEPTH).set(self.queue.len() as f64);
             let workers = Arc::clone(self);
             tokio::spawn(async move {
+                metrics::gauge!(m::JOBS_IN_FLIGHT).increment(1.0);
                 workers.run(id).await;
+                metrics::gauge!(m::JOBS_IN_FLIGHT).decrement(1.0);
                 drop(slot);
             });
         }

@@ -25,10 +25,7 @@ pub fn readyz(app: &App) -> Resp {
 
 /// The Prometheus exposition.
 pub fn metrics(app: &App) -> Resp {
-    let workers = &app.workers;
-    metrics::gauge!(m::QUEUE_DEPTH).set(workers.queue.len() as f64);
-    let running = workers.max_jobs as usize - workers.job_slots.available_permits();
-    metrics::gauge!(m::JOBS_IN_FLIGHT).set(running as f64);
+    metrics::gauge!(m::QUEUE_DEPTH).set(app.workers.queue.len() as f64);
     match &app.metrics {
         Some(handle) => response::text(
             StatusCode::OK,
