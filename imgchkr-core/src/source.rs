@@ -41,10 +41,9 @@ impl Report {
         #[cfg(feature = "decode")]
         if let (crate::policy::Verify::Decode, true, Ok(info)) =
             (policy.verify, errors.is_empty(), probed)
+            && let Some(reason) = crate::decode::corrupt_data(bytes, info.format, policy)
         {
-            if let Some(reason) = crate::decode::corrupt_data(bytes, info.format, policy) {
-                errors.push(ValidationError::CorruptData { reason });
-            }
+            errors.push(ValidationError::CorruptData { reason });
         }
         Report {
             size: Some(size),
