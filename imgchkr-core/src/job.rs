@@ -126,7 +126,8 @@ impl fmt::Display for Event {
     }
 }
 
-/// Where the image is. Only `local` exists in every server.
+/// Where the image is. Only `local` exists in every server; `url` and `s3` are enabled by
+/// the server's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "location", rename_all = "lowercase")]
 #[non_exhaustive]
@@ -136,13 +137,32 @@ pub enum AssetPath {
         /// The path as the client gave it.
         path: String,
     },
+    /// An absolute `http`/`https` URL, read with range requests.
+    Url {
+        /// The URL as the client gave it.
+        path: String,
+    },
+    /// An object in an S3-compatible store: `s3://bucket/key`.
+    S3 {
+        /// The S3 URI as the client gave it.
+        path: String,
+    },
 }
 
 impl AssetPath {
-    /// The path (or key) as the client gave it, used in error texts.
+    /// The path, URL or S3 URI as the client gave it, used in error texts.
     pub fn path(&self) -> &str {
         match self {
-            AssetPath::Local { path } => path,
+            AssetPath::Local { path } | AssetPath::Url { path } | AssetPath::S3 { path } => path,
+        }
+    }
+
+    /// The location's name in the contract (`local`, `url`, `s3`).
+    pub fn location(&self) -> &'static str {
+        match self {
+            AssetPath::Local { .. } => "local",
+            AssetPath::Url { .. } => "url",
+            AssetPath::S3 { .. } => "s3",
         }
     }
 }

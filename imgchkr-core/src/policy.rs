@@ -75,6 +75,14 @@ pub enum ValidationError {
         /// The path as the client gave it.
         path: String,
     },
+    /// A remote object could not be fetched (connection refused, timeout, HTTP 5xx, a
+    /// destination the policy forbids…).
+    Unreachable {
+        /// The URL or S3 URI as the client gave it.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// Reading failed for another reason (an I/O error).
     ReadFailed {
         /// The path as the client gave it.
@@ -127,6 +135,7 @@ impl fmt::Display for ValidationError {
             OutsideImageDir { path } => write!(f, "Path is outside the image directory: {path}"),
             NotRegularFile { path } => write!(f, "Not a regular file: {path}"),
             PermissionDenied { path } => write!(f, "Permission denied: {path}"),
+            Unreachable { path, reason } => write!(f, "Cannot fetch {path}: {reason}"),
             ReadFailed { path, reason } => write!(f, "Read error: {path}: {reason}"),
             TooLarge { size, max } => write!(f, "File size exceeds maximum ({size}/{max})"),
             FormatNotAllowed { found, allowed } => {

@@ -58,13 +58,14 @@ impl FieldErrors {
 }
 
 /// The `assetPath.location` values this library can resolve.
-pub const KNOWN_LOCATIONS: &[&str] = &["local"];
+pub const KNOWN_LOCATIONS: &[&str] = &["local", "url", "s3"];
 
 const REQUIRED: &str = "This field is required.";
 const NULL: &str = "This field may not be null.";
 const BLANK: &str = "This field may not be blank.";
 const NOT_STRING: &str = "Not a valid string.";
 const BAD_URL: &str = "Enter a valid URL: an absolute http or https URL.";
+const BAD_S3_URI: &str = "Enter a valid S3 location: s3://bucket/key.";
 
 impl Submission {
     /// Decodes a JSON body. `locations` are the `assetPath.location` values this server
@@ -131,6 +132,16 @@ impl Submission {
             supported
         });
 
+        match (location, path) {
+            (Some("url"), Some(url)) if parse_webhook_url(url).is_none() => {
+                errors.add("assetPath.path", BAD_URL);
+            }
+            (Some("s3"), Some(uri)) if parse_s3_uri(uri).is_none() => {
+                errors.add("assetPath.path", BAD_S3_URI);
+            }
+            _ => {}
+        }
+
         let notifications = object(&root, "notifications", &mut errors);
         let mut url = |name: &str| {
             let raw = string(
@@ -153,10 +164,11 @@ impl Submission {
             (Some(location), Some(path), Some(on_start), Some(on_success), Some(on_failure))
                 if errors.is_empty() =>
             {
+                let path = path.to_owned();
                 let asset_path = match location {
-                    "local" => AssetPath::Local {
-                        path: path.to_owned(),
-                    },
+                    "local" => AssetPath::Local { path },
+                    "url" => AssetPath::Url { path },
+                    "s3" => AssetPath::S3 { path },
                     // Filtered above: only known locations get here.
                     _ => return Err(errors),
                 };
@@ -190,6 +202,17 @@ pub fn parse_webhook_url(raw: &str) -> Option<Url> {
         Some(host) if !host.is_empty() => Some(url),
         _ => None,
     }
+}
+
+/// Splits `s3://bucket/key` into bucket and key: a bucket name as S3 allows it (3–63
+/// lower-case letters, digits, dots and hyphens) and a non-empty key.
+pub fn parse_s3_uri(uri: &str) -> Option<(&str, &str)> {
+    let (bucket, key) = uri.strip_prefix("s3://")?.split_once('/')?;
+    let bucket_ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    (bucket_ok && !key.is_empty()).then_some((bucket, key))
 }
 
 fn object<'a>(
@@ -332,6 +355,49 @@ mod tests {
         ] {
             assert!(parse_webhook_url(bad).is_none(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn remote_locations_are_checked_when_enabled() {
+        let body = |location: &str, path: &str| {
+            format!(
+                r#"{{"assetPath": {{"location": "{location}", "path": "{path}"}},
+                "notifications": {{"onStart": "http://a/", "onSuccess": "http://a/", "onFailure": "http://a/"}}}}"#
+            )
+        };
+        let all = &["local", "url", "s3"];
+        let ok = Submission::from_json(body("url", "https://img.example/a.jpg").as_bytes(), all)
+            .unwrap();
+        assert_eq!(
+            ok.asset_path,
+            AssetPath::Url {
+                path: "https://img.example/a.jpg".into()
+            }
+        );
+        let ok =
+            Submission::from_json(body("s3", "s3://my-bucket/a/b.jpg").as_bytes(), all).unwrap();
+        assert_eq!(ok.asset_path.location(), "s3");
+        let e = Submission::from_json(body("url", "ftp://x/a.jpg").as_bytes(), all)
+            .unwrap_err()
+            .errors;
+        assert_eq!(e["assetPath.path"], [BAD_URL]);
+        let e = Submission::from_json(body("s3", "s3://B/").as_bytes(), all)
+            .unwrap_err()
+            .errors;
+        assert_eq!(e["assetPath.path"], [BAD_S3_URI]);
+        // Not enabled: refused by name, whatever the path.
+        let e = Submission::from_json(body("s3", "s3://bucket/k").as_bytes(), LOCAL)
+            .unwrap_err()
+            .errors;
+        assert_eq!(
+            e["assetPath.location"],
+            ["Unsupported location \"s3\"; supported: local."]
+        );
+        assert_eq!(
+            parse_s3_uri("s3://bucket/key/x.jpg"),
+            Some(("bucket", "key/x.jpg"))
+        );
+        assert_eq!(parse_s3_uri("s3://bucket"), None);
     }
 
     #[test]
