@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use crate::allow::AllowRule;
 use crate::config::{ConfigError, WebhookConfig, parse_duration};
-use crate::destination::AllowRule;
 use crate::sign::{Secret, SecretText};
 
 /// Webhook delivery settings.
@@ -54,7 +54,11 @@ pub struct WebhookArgs {
 
     /// Refuse notification URLs that reach loopback, private, link-local, unique-local,
     /// CGNAT, multicast or cloud-metadata addresses. Turn on when clients are not trusted.
-    #[arg(long, env = "IMGCHKR_NOTIFY_DENY_PRIVATE")]
+    #[arg(
+        long,
+        env = "IMGCHKR_NOTIFY_DENY_PRIVATE",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub notify_deny_private: bool,
 }
 
@@ -169,5 +173,53 @@ mod tests {
         // A secret never appears in an error.
         let err = parse(&["--webhook-secret", "whsec_c2hvcnQ="]).unwrap_err();
         assert!(!err.contains("c2hvcnQ"), "{err}");
+    }
+
+    /// The environment variables, read in a child process (the test binary itself) because
+    /// changing this process's environment would race with the other tests.
+    #[test]
+    fn environment_variables_are_read() {
+        if let Ok(expected) = std::env::var("IMGCHKR_TEST_EXPECT") {
+            let got = match parse(&[]) {
+                Ok(c) => format!("{} {}", c.deny_private, c.secrets.len()),
+                Err(_) => "error".to_owned(),
+            };
+            assert_eq!(got, expected);
+            return;
+        }
+        let two = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw,whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+        let cases = [
+            ("true", "", "true 0"),
+            ("1", "", "true 0"),
+            ("yes", two, "true 2"),
+            ("false", "", "false 0"),
+            ("0", "", "false 0"),
+            ("maybe", "", "error"),
+            ("off", "whsec_!", "error"),
+        ];
+        let exe = std::env::current_exe().unwrap();
+        for (deny, secrets, expected) in cases {
+            let mut child = std::process::Command::new(&exe);
+            child
+                .args([
+                    "--exact",
+                    "args::tests::environment_variables_are_read",
+                    "--quiet",
+                ])
+                .env("IMGCHKR_NOTIFY_DENY_PRIVATE", deny)
+                .env("IMGCHKR_TEST_EXPECT", expected)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            if secrets.is_empty() {
+                child.env_remove("IMGCHKR_WEBHOOK_SECRET");
+            } else {
+                child.env("IMGCHKR_WEBHOOK_SECRET", secrets);
+            }
+            let status = child.status().unwrap();
+            assert!(
+                status.success(),
+                "{deny:?} {secrets:?} should give {expected:?}"
+            );
+        }
     }
 }

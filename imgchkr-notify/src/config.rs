@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::destination::AllowRule;
+use crate::allow::AllowRule;
 use crate::sign::Secret;
 
 /// Default per-attempt timeout, connect included.

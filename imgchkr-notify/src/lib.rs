@@ -56,6 +56,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod addr_class;
+mod allow;
 mod args;
 mod attempt;
 mod config;
@@ -65,8 +66,8 @@ mod resolver;
 mod retry;
 mod sign;
 
+pub use allow::AllowRule;
 pub use args::WebhookArgs;
 pub use config::{ConfigError, WebhookConfig, parse_duration};
-pub use destination::AllowRule;
 pub use notifier::WebhookNotifier;
 pub use sign::{Secret, SecretText};

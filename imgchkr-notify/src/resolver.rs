@@ -112,7 +112,7 @@ impl Resolve for PolicyResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::destination::AllowRule;
+    use crate::allow::AllowRule;
 
     #[tokio::test]
     async fn loopback_names_are_filtered_when_private_is_denied() {

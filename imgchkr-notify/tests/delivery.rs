@@ -402,3 +402,35 @@ async fn a_full_notifier_gives_up_at_the_deadline() {
     );
     assert_eq!(errors(&busy.await.unwrap()), [Some("timeout".into())]);
 }
+
+#[tokio::test]
+async fn an_unresolvable_name_is_a_dns_failure() {
+    let notifier = WebhookNotifier::new(fast()).unwrap();
+    let n = notification(
+        "http://no-such-host.invalid/hook".parse().unwrap(),
+        Event::OnStart,
+    );
+
+    let outcome = notifier.deliver(&n).await;
+
+    assert_eq!(outcome.attempts.len(), 3);
+    // `.invalid` never resolves (RFC 6761); a resolver that does not even answer in time
+    // makes it a timeout instead.
+    let error = outcome.attempts[0].error.clone().unwrap();
+    assert!(error == "dns failure" || error == "timeout", "{error}");
+}
+
+#[tokio::test]
+async fn a_webhook_id_that_cannot_be_a_header_fails_without_connecting() {
+    let receiver = Receiver::always(200).await;
+    let notifier = WebhookNotifier::new(fast()).unwrap();
+    let mut n = notification(receiver.url("/"), Event::OnStart);
+    n.webhook_id = "msg\r\nX-Injected: 1".to_owned();
+
+    let outcome = notifier.deliver(&n).await;
+
+    assert_eq!(outcome.attempts.len(), 1, "not retried");
+    let error = outcome.attempts[0].error.clone().unwrap();
+    assert!(error.starts_with("invalid request"), "{error}");
+    assert_eq!(receiver.connections(), 0);
+}
