@@ -13,6 +13,10 @@ use crate::resolver::{DestinationDenied, DnsFailure};
 use crate::retry::{honours_retry_after, parse_retry_after, retryable_status};
 use crate::sign::signature_header;
 
+/// The longest a response body is read after its status: reading it only serves connection
+/// reuse, which is not worth holding a delivery slot for.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// What comes after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
@@ -88,9 +92,10 @@ pub async fn attempt(
         .map(|wait| wait.min(inner.config.max_retry_after));
 
     // The status is the receiver's answer; the body is read only so the connection can go
-    // back to the pool, at most `max_response_body` bytes and within what is left of the
-    // budget. A larger, endless or trickled body just drops the connection.
-    let drain_budget = budget.saturating_sub(started.elapsed());
+    // back to the pool: at most `max_response_body` bytes, for at most DRAIN_TIMEOUT (and
+    // within the budget). A larger, endless or trickled body just drops the connection, and
+    // does not hold a delivery slot for long.
+    let drain_budget = budget.saturating_sub(started.elapsed()).min(DRAIN_TIMEOUT);
     let _ = tokio::time::timeout(
         drain_budget,
         drain(response, inner.config.max_response_body),

@@ -24,6 +24,9 @@ pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// Default cap on the response body read per attempt.
 pub const DEFAULT_MAX_RESPONSE_BODY: usize = 64 * 1024;
 
+/// The longest any configured duration may be.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
 /// A configuration the notifier cannot run with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -120,6 +123,18 @@ impl WebhookConfig {
                 "timeouts and the deadline must be positive",
             );
         }
+        let durations = [
+            self.timeout,
+            self.connect_timeout,
+            self.deadline,
+            self.backoff_base,
+            self.backoff_max,
+            self.max_retry_after,
+        ];
+        // Also keeps `Instant + duration` arithmetic far from overflowing.
+        if durations.iter().any(|d| *d > MAX_DURATION) {
+            return range("webhook timeout", "durations must be at most one day");
+        }
         Ok(())
     }
 }
@@ -174,5 +189,10 @@ mod tests {
             ..WebhookConfig::default()
         };
         assert!(zero_timeout.validate().is_err());
+        let forever = WebhookConfig {
+            deadline: parse_duration("1000000000000").unwrap(),
+            ..WebhookConfig::default()
+        };
+        assert!(forever.validate().is_err());
     }
 }

@@ -18,7 +18,7 @@
 //! | backoff before retry n | uniform random in `[0, min(30 s, 1 s · 2^(n-1))]` (full jitter) |
 //! | `Retry-After` (seconds or HTTP date) on 429 / 503 | honoured, capped at 30 s |
 //! | attempts in flight at once | 256 |
-//! | response body read | at most 64 KiB, then the connection is dropped |
+//! | response body read after the status | at most 64 KiB and 1 s, then the connection is dropped |
 //!
 //! Retried: connection errors, DNS failures, timeouts, 408, 429 and 5xx. Not retried: any
 //! other 4xx (410 Gone above all), 3xx, and destinations the policy refuses. A retry that
@@ -32,7 +32,8 @@
 //! `invalid response: <why>`, `connection failed: <why>` (TLS, …), `invalid request: <why>`.
 //!
 //! The body of an answer is not part of the verdict: a 2xx followed by a huge or endless body
-//! is delivered (the receiver acknowledged), and the connection is dropped after 64 KiB.
+//! is delivered (the receiver acknowledged), and the connection is dropped after 64 KiB or
+//! 1 s. An answer whose head never completes is cut off by the attempt timeout.
 //!
 //! # Signing (Standard Webhooks)
 //! Every attempt carries `webhook-id` (the notification's, identical across retries) and

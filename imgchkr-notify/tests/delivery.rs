@@ -320,6 +320,28 @@ async fn an_endless_body_is_cut_off_by_the_read_cap() {
 }
 
 #[tokio::test]
+async fn a_trickled_body_after_a_2xx_does_not_hold_the_delivery() {
+    let receiver = Receiver::start(|_| Reply::TrickleBody(200)).await;
+    let config = imgchkr_notify::WebhookConfig {
+        timeout: Duration::from_secs(10),
+        ..fast()
+    };
+    let notifier = WebhookNotifier::new(config).unwrap();
+    let started = Instant::now();
+
+    let outcome = notifier
+        .deliver(&notification(receiver.url("/"), Event::OnStart))
+        .await;
+
+    assert!(outcome.delivered);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn the_deadline_bounds_the_whole_delivery() {
     let receiver = Receiver::start(|_| Reply::Hang).await;
     let config = imgchkr_notify::WebhookConfig {
@@ -385,22 +407,32 @@ async fn a_full_notifier_gives_up_at_the_deadline() {
         ..fast()
     };
     let notifier = Arc::new(WebhookNotifier::new(config).unwrap());
-    let busy = {
+    // Two deliveries started together, one slot: the one that gets it hangs until its
+    // deadline, which is also the other's, so the other never gets a useful attempt.
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..2 {
         let notifier = Arc::clone(&notifier);
         let n = notification(receiver.url("/"), Event::OnStart);
-        tokio::spawn(async move { notifier.deliver(&n).await })
-    };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+        tasks.spawn(async move { notifier.deliver(&n).await });
+    }
+    let started = Instant::now();
 
-    let outcome = notifier
-        .deliver(&notification(receiver.url("/"), Event::OnStart))
-        .await;
+    let mut outcomes: Vec<_> = tasks.join_all().await.iter().map(errors).collect();
 
+    outcomes.sort();
     assert_eq!(
-        errors(&outcome),
-        [Some("timeout waiting for a delivery slot".into())]
+        outcomes,
+        [
+            [Some("timeout".to_owned())],
+            [Some("timeout waiting for a delivery slot".to_owned())]
+        ]
     );
-    assert_eq!(errors(&busy.await.unwrap()), [Some("timeout".into())]);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(receiver.requests().len(), 1);
 }
 
 #[tokio::test]

@@ -26,6 +26,8 @@ pub enum Reply {
     Hang,
     /// Send a status line and headers one byte every 50 ms, never finishing them.
     TrickleHead,
+    /// This status and a 10000-byte body sent one byte every 50 ms.
+    TrickleBody(u16),
     /// This status, then a chunked body that never ends (stops at 64 MiB or on error).
     EndlessBody(u16),
 }
@@ -150,6 +152,19 @@ async fn answer(stream: &mut TcpStream, reply: Reply) -> bool {
             let head = format!("HTTP/1.1 200 OK\r\nX-Slow: {}", "a".repeat(600));
             for byte in head.bytes() {
                 if stream.write_all(&[byte]).await.is_err() {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        }
+        Reply::TrickleBody(status) => {
+            let head = format!("HTTP/1.1 {status} Status\r\nContent-Length: 10000\r\n\r\n");
+            if stream.write_all(head.as_bytes()).await.is_err() {
+                return false;
+            }
+            for _ in 0..10000 {
+                if stream.write_all(b"x").await.is_err() {
                     return false;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
