@@ -1,0 +1,80 @@
+//! `imgchkr check`: JSON lines, human lines, exit statuses.
+
+mod common;
+
+use std::process::Command;
+
+use common::{jpeg_header, real_jpeg, real_png};
+use serde_json::{Value, json};
+
+fn check(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_imgchkr"))
+        .current_dir(dir)
+        .arg("check")
+        .args(args)
+        .env_remove("IMGCHKR_MAX_WIDTH")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn json_lines_in_argument_order() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ok.jpg"), real_jpeg(32, 16)).unwrap();
+    std::fs::write(dir.path().join("big.jpg"), jpeg_header(1800, 1200)).unwrap();
+    std::fs::write(dir.path().join("pic.jpg"), real_png(5, 5)).unwrap();
+    std::fs::write(dir.path().join("trunc.jpg"), [0xFF, 0xD8, 0xFF]).unwrap();
+    let (code, out, _) = check(
+        dir.path(),
+        &["--json", "ok.jpg", "big.jpg", "missing.jpg", "pic.jpg", "trunc.jpg"],
+    );
+    assert_eq!(code, Some(1));
+    let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 5);
+    assert_eq!(
+        lines[0],
+        json!({"path": "ok.jpg", "valid": true, "format": "jpeg", "width": 32, "height": 16, "errors": []})
+    );
+    assert_eq!(
+        lines[1],
+        json!({"path": "big.jpg", "valid": false, "format": "jpeg", "width": 1800, "height": 1200,
+               "errors": ["Image width exceeds maximum (1800/1000)", "Image height exceeds maximum (1200/1000)"]})
+    );
+    assert_eq!(
+        lines[2],
+        json!({"path": "missing.jpg", "valid": false, "format": null, "width": null, "height": null,
+               "errors": ["File not found: missing.jpg"]})
+    );
+    assert_eq!(lines[3]["format"], "png");
+    assert_eq!(lines[3]["valid"], false);
+    assert_eq!(lines[3]["errors"][0], "Not a JPEG (png)");
+    assert_eq!(lines[4]["format"], "jpeg");
+    assert!(lines[4]["width"].is_null());
+    assert!(lines[4]["errors"][0].as_str().unwrap().starts_with("Invalid JPEG header"));
+}
+
+#[test]
+fn exit_statuses_limits_and_human_output() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("big.jpg"), jpeg_header(1800, 1200)).unwrap();
+    let (code, out, _) = check(
+        dir.path(),
+        &["--json", "--max-width", "2000", "--max-height", "1200", "big.jpg"],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out, _) = check(dir.path(), &["big.jpg"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(out.lines().count(), 1);
+    assert!(out.contains("big.jpg") && out.contains("Image width exceeds maximum (1800/1000)"));
+    let (code, _, _) = check(dir.path(), &["--max-bytes", "10", "big.jpg"]);
+    assert_eq!(code, Some(1));
+    let (code, _, err) = check(dir.path(), &[]);
+    assert_eq!(code, Some(2), "{err}");
+    let (code, _, _) = check(dir.path(), &["--bogus", "big.jpg"]);
+    assert_eq!(code, Some(2));
+}
