@@ -1,7 +1,7 @@
 //! Bearer-token authentication: a token names its tenant.
 
-use hyper::header::{AUTHORIZATION, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
 use hyper::StatusCode;
+use hyper::header::{AUTHORIZATION, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
 
 use crate::response::{self, Resp};
 

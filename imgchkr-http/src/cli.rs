@@ -175,7 +175,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" => Ok(secs(60)),
         "h" => Ok(secs(3600)),
         "d" => Ok(secs(86_400)),
-        other => Err(format!("invalid duration unit {other:?}: use ms, s, m, h or d")),
+        other => Err(format!(
+            "invalid duration unit {other:?}: use ms, s, m, h or d"
+        )),
     }
 }
 

@@ -7,16 +7,21 @@ use imgchkr_http::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     match Cli::parse().into_command() {
-        Command::Check(args) => match imgchkr_http::check::run(&args, &mut std::io::stdout().lock()) {
-            Ok(status) => ExitCode::from(status),
-            Err(e) => {
-                eprintln!("imgchkr check: {e}");
-                ExitCode::from(2)
+        Command::Check(args) => {
+            match imgchkr_http::check::run(&args, &mut std::io::stdout().lock()) {
+                Ok(status) => ExitCode::from(status),
+                Err(e) => {
+                    eprintln!("imgchkr check: {e}");
+                    ExitCode::from(2)
+                }
             }
-        },
+        }
         Command::Serve(args) => {
             imgchkr_http::logging::init(args.log_format);
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(runtime) => runtime,
                 Err(e) => {
                     eprintln!("imgchkr: cannot start the runtime: {e}");

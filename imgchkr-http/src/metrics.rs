@@ -20,18 +20,15 @@ pub const VALIDATION_SECONDS: &str = "imgchkr_validation_duration_seconds";
 pub const QUEUE_REJECTIONS: &str = "imgchkr_queue_rejections_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
-    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-    2.5, 5.0,
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0,
 ];
 
 /// Installs the global recorder and returns the handle that renders it. Histograms get
 /// buckets (not the exporter's default summaries), so they aggregate across instances.
 pub fn install() -> Result<PrometheusHandle, String> {
     let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Suffix("_duration_seconds".into()),
-            LATENCY_BUCKETS,
-        )
+        .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), LATENCY_BUCKETS)
         .map_err(|e| e.to_string())?
         .install_recorder()
         .map_err(|e| e.to_string())?;
@@ -46,7 +43,10 @@ fn describe() {
     metrics::describe_gauge!(JOBS_IN_FLIGHT, "Jobs being run.");
     metrics::describe_counter!(JOBS, "Finished jobs by final state.");
     metrics::describe_histogram!(VALIDATION_SECONDS, "Header probe and policy check time.");
-    metrics::describe_counter!(QUEUE_REJECTIONS, "Submissions refused with 503, queue full.");
+    metrics::describe_counter!(
+        QUEUE_REJECTIONS,
+        "Submissions refused with 503, queue full."
+    );
 }
 
 /// Keeps the exporter's histogram buffers drained; runs until the process ends.

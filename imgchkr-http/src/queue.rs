@@ -51,9 +51,11 @@ impl MemoryQueue {
         if self.is_closed() {
             return Err(StoreError::Closed);
         }
-        self.lock().push(tenant, id).map_err(|_: QueueFull| StoreError::Full {
-            retry_after_secs: RETRY_AFTER_SECS,
-        })?;
+        self.lock()
+            .push(tenant, id)
+            .map_err(|_: QueueFull| StoreError::Full {
+                retry_after_secs: RETRY_AFTER_SECS,
+            })?;
         self.ready.notify_one();
         Ok(())
     }

@@ -99,7 +99,10 @@ pub async fn run(args: ServeArgs) -> u8 {
     );
     let abandoned = workers.drain(dispatcher, args.drain_timeout).await;
     if abandoned > 0 {
-        warn!(abandoned, "drain timeout: jobs still queued or running are lost");
+        warn!(
+            abandoned,
+            "drain timeout: jobs still queued or running are lost"
+        );
     }
     info!("stopped");
     0

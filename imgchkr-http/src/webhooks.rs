@@ -20,6 +20,8 @@ impl Webhooks for imgchkr_core::RecordingNotifier {
 
 impl Webhooks for imgchkr_notify::WebhookNotifier {
     fn check_destination<'a>(&'a self, url: &'a Url) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(imgchkr_notify::WebhookNotifier::check_destination(self, url))
+        Box::pin(imgchkr_notify::WebhookNotifier::check_destination(
+            self, url,
+        ))
     }
 }

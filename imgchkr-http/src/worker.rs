@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use imgchkr_core::{AssetPath, ImageDir, JobId, Policy, Report, ValidationError, run_job};
 use imgchkr_core::MemoryStore;
+use imgchkr_core::{AssetPath, ImageDir, JobId, Policy, Report, ValidationError, run_job};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info_span, warn};

@@ -31,10 +31,20 @@ fn json_lines_in_argument_order() {
     std::fs::write(dir.path().join("trunc.jpg"), [0xFF, 0xD8, 0xFF]).unwrap();
     let (code, out, _) = check(
         dir.path(),
-        &["--json", "ok.jpg", "big.jpg", "missing.jpg", "pic.jpg", "trunc.jpg"],
+        &[
+            "--json",
+            "ok.jpg",
+            "big.jpg",
+            "missing.jpg",
+            "pic.jpg",
+            "trunc.jpg",
+        ],
     );
     assert_eq!(code, Some(1));
-    let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 5);
     assert_eq!(
         lines[0],
@@ -55,7 +65,12 @@ fn json_lines_in_argument_order() {
     assert_eq!(lines[3]["errors"][0], "Not a JPEG (png)");
     assert_eq!(lines[4]["format"], "jpeg");
     assert!(lines[4]["width"].is_null());
-    assert!(lines[4]["errors"][0].as_str().unwrap().starts_with("Invalid JPEG header"));
+    assert!(
+        lines[4]["errors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("Invalid JPEG header")
+    );
 }
 
 #[test]
@@ -64,7 +79,14 @@ fn exit_statuses_limits_and_human_output() {
     std::fs::write(dir.path().join("big.jpg"), jpeg_header(1800, 1200)).unwrap();
     let (code, out, _) = check(
         dir.path(),
-        &["--json", "--max-width", "2000", "--max-height", "1200", "big.jpg"],
+        &[
+            "--json",
+            "--max-width",
+            "2000",
+            "--max-height",
+            "1200",
+            "big.jpg",
+        ],
     );
     assert_eq!(code, Some(0), "{out}");
     let (code, out, _) = check(dir.path(), &["big.jpg"]);

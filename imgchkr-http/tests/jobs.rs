@@ -22,7 +22,10 @@ fn seed_example_fails_with_the_exact_errors() {
     assert_eq!(got[0].path, "onStart");
     assert_eq!(got[0].body, json!({"id": id, "state": "started"}));
     assert_eq!(got[1].path, "onFailure");
-    assert_eq!(got[1].body, json!({"id": id, "state": "failed", "errors": errors}));
+    assert_eq!(
+        got[1].body,
+        json!({"id": id, "state": "failed", "errors": errors})
+    );
     assert!(got[0].headers["content-type"].starts_with("application/json"));
 
     let job = server.wait_final(&id);
@@ -76,7 +79,10 @@ fn missing_file_and_escape_fail_with_the_client_path() {
     for (path, text) in [
         ("missing.jpg", "File not found: missing.jpg"),
         ("../x", "Path is outside the image directory: ../x"),
-        ("/etc/passwd", "Path is outside the image directory: /etc/passwd"),
+        (
+            "/etc/passwd",
+            "Path is outside the image directory: /etc/passwd",
+        ),
     ] {
         let r = server.submit(&hooks.submission(path));
         assert_eq!(r.status, 202);
@@ -98,7 +104,10 @@ fn unreachable_on_start_still_succeeds_and_records_the_failure() {
     let mut body = hooks.submission("ok.jpg");
     let dead = format!("http://127.0.0.1:{}/onStart", closed_port());
     body["notifications"]["onStart"] = json!(dead);
-    let id = server.submit(&body).json()["id"].as_str().unwrap().to_owned();
+    let id = server.submit(&body).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let got = hooks.wait_hooks(&id, 1);
     assert_eq!(got[0].path, "onSuccess");
     let job = common::wait_for("onSuccess recorded", || {
@@ -174,7 +183,9 @@ fn listing_and_metrics() {
         .collect();
     assert_eq!(listed, [ids[2].as_str(), ids[1].as_str()]);
     let next = page["next"].as_str().unwrap();
-    let page2 = server.get(&format!("/assets/?limit=2&cursor={next}")).json();
+    let page2 = server
+        .get(&format!("/assets/?limit=2&cursor={next}"))
+        .json();
     assert_eq!(page2["jobs"][0]["id"], ids[0].as_str());
     assert!(page2["next"].is_null());
     let failed = server.get("/assets/image?state=failed").json();

@@ -51,7 +51,10 @@ fn tenants_are_authenticated_and_isolated() {
     assert_eq!(server.get("/healthz").status, 200);
     assert_eq!(server.get("/metrics").status, 200);
 
-    let r = server.post_json(&[("authorization", "Bearer token-a")], &hooks.submission("ok.jpg"));
+    let r = server.post_json(
+        &[("authorization", "Bearer token-a")],
+        &hooks.submission("ok.jpg"),
+    );
     assert_eq!(r.status, 202);
     let id = id_of(&r);
     let job = server.wait_state(&id, Some("token-a"), &["success"]);
@@ -72,7 +75,11 @@ fn tenants_are_authenticated_and_isolated() {
             server.addr,
             "POST",
             "/assets/image",
-            &[("content-type", "application/json"), ("authorization", &auth), ("idempotency-key", "k1")],
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &auth),
+                ("idempotency-key", "k1"),
+            ],
             body.as_bytes(),
         )
     };
@@ -124,7 +131,10 @@ fn one_tenant_flooding_cannot_starve_another() {
         .map(|h| h.body["id"].as_str().unwrap().to_owned())
         .collect();
     let position = starts.iter().position(|id| *id == quiet).unwrap();
-    assert!(position <= 2, "b's job started at position {position}: {starts:?}");
+    assert!(
+        position <= 2,
+        "b's job started at position {position}: {starts:?}"
+    );
     let still_queued = flood
         .iter()
         .filter(|id| {
@@ -139,12 +149,18 @@ fn one_tenant_flooding_cannot_starve_another() {
 fn sigterm_finishes_in_flight_jobs_and_their_webhooks() {
     let hooks = Receiver::start();
     hooks.set_delay(Duration::from_millis(700));
-    let mut server = Server::start(&["--drain-timeout", "10s"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_env(dir, &["--drain-timeout", "10s"], "imgchkr_http=debug,info");
     server.write("ok.jpg", &jpeg_header(10, 10));
     let id = id_of(&server.submit(&hooks.submission("ok.jpg")));
     hooks.wait_hooks(&id, 1);
     let status = server.terminate();
-    assert_eq!(status.code(), Some(0), "logs: {:?}", server.logs.lock().unwrap());
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "logs: {:?}",
+        server.logs.lock().unwrap()
+    );
     let got: Vec<(String, Value)> = hooks
         .hooks_for(&id)
         .into_iter()
@@ -152,8 +168,21 @@ fn sigterm_finishes_in_flight_jobs_and_their_webhooks() {
         .collect();
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(got[1].0, "onSuccess");
-    let logs = server.logs.lock().unwrap().join("\n");
-    assert!(logs.contains("draining"), "{logs}");
-    // The job's log lines carry its id.
-    let _ = wait_for("stopped log", || logs.contains("\"stopped\"").then_some(()));
+    let logs = wait_for("the last log line", || {
+        let logs = server.logs.lock().unwrap().clone();
+        logs.iter()
+            .any(|l| l.contains("\"stopped\""))
+            .then_some(logs)
+    });
+    assert!(logs.iter().any(|l| l.contains("draining")), "{logs:?}");
+    // Every line of the job carries its id (the job span).
+    let job_lines: Vec<&String> = logs
+        .iter()
+        .filter(|l| l.contains("\"started\"") || l.contains("\"finished\""))
+        .collect();
+    assert_eq!(job_lines.len(), 2, "{logs:?}");
+    for line in job_lines {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["span"]["job_id"], id.as_str(), "{line}");
+    }
 }

@@ -14,7 +14,10 @@ fn assert_nothing_queued(server: &Server, hooks: &Receiver) {
     std::thread::sleep(Duration::from_millis(150));
     let page = server.get("/assets/image").json();
     assert_eq!(page["jobs"], json!([]), "a refused submission was stored");
-    assert!(hooks.hooks().is_empty(), "a refused submission sent webhooks");
+    assert!(
+        hooks.hooks().is_empty(),
+        "a refused submission sent webhooks"
+    );
 }
 
 #[test]
@@ -31,7 +34,10 @@ fn each_refusal_of_the_spec() {
     let r = post(&[], good.to_string().as_bytes());
     assert_eq!(r.status, 415);
     assert!(r.json()["errors"]["Content-Type"].is_array());
-    let r = post(&[("content-type", "text/plain")], good.to_string().as_bytes());
+    let r = post(
+        &[("content-type", "text/plain")],
+        good.to_string().as_bytes(),
+    );
     assert_eq!(r.status, 415);
 
     // 413: over the limit, declared or not.
@@ -41,7 +47,13 @@ fn each_refusal_of_the_spec() {
     assert!(r.json()["errors"]["body"].is_array());
 
     // 400: not JSON, not an object, invalid UTF-8.
-    for body in [&b"{nope"[..], b"[1,2]", b"\"str\"", b"{\"a\": \"\xff\xfe\"}", b""] {
+    for body in [
+        &b"{nope"[..],
+        b"[1,2]",
+        b"\"str\"",
+        b"{\"a\": \"\xff\xfe\"}",
+        b"",
+    ] {
         let r = post(&json_ct, body);
         assert_eq!(r.status, 400, "{:?}", String::from_utf8_lossy(body));
         assert!(r.json()["errors"]["body"].is_array());
@@ -103,7 +115,12 @@ fn each_refusal_of_the_spec() {
     for (body, field, text) in cases {
         let r = server.submit(&body);
         assert_eq!(r.status, 400, "{body}");
-        assert_eq!(r.json()["errors"][field], json!([text]), "{}", r.body_text());
+        assert_eq!(
+            r.json()["errors"][field],
+            json!([text]),
+            "{}",
+            r.body_text()
+        );
     }
     assert_nothing_queued(&server, &hooks);
 
@@ -123,7 +140,9 @@ fn refused_destination_names_the_field() {
     assert_eq!(r.status, 400);
     let errors = r.json()["errors"].clone();
     for event in ["onStart", "onSuccess", "onFailure"] {
-        let text = errors[format!("notifications.{event}")][0].as_str().unwrap();
+        let text = errors[format!("notifications.{event}")][0]
+            .as_str()
+            .unwrap();
         assert!(text.starts_with("Notification URL not allowed"), "{text}");
     }
     assert_nothing_queued(&server, &hooks);
@@ -187,7 +206,12 @@ fn hostile_input_never_gives_500_or_kills_the_server() {
     bodies.push(b"null".to_vec());
     for body in &bodies {
         let r = request(server.addr, "POST", "/assets/image", &json_ct, body);
-        assert!(r.status < 500, "{} for {:?}", r.status, String::from_utf8_lossy(body));
+        assert!(
+            r.status < 500,
+            "{} for {:?}",
+            r.status,
+            String::from_utf8_lossy(body)
+        );
     }
 
     // Huge bodies: declared, and chunked without a length.
@@ -224,7 +248,8 @@ fn hostile_input_never_gives_500_or_kills_the_server() {
     let started = Instant::now();
     let mut slow = TcpStream::connect(server.addr).unwrap();
     slow.set_read_timeout(Some(common::DEADLINE)).unwrap();
-    slow.write_all(b"POST /assets/image HTTP/1.1\r\nhost: x\r\n").unwrap();
+    slow.write_all(b"POST /assets/image HTTP/1.1\r\nhost: x\r\n")
+        .unwrap();
     let mut stalled = TcpStream::connect(server.addr).unwrap();
     stalled.set_read_timeout(Some(common::DEADLINE)).unwrap();
     stalled
@@ -238,11 +263,13 @@ fn hostile_input_never_gives_500_or_kills_the_server() {
     let r = common::read_response(&mut stalled).expect("a 408 for the stalled body");
     assert_eq!(r.status, 408);
     let _ = common::read_response(&mut slow);
-    assert!(started.elapsed() < Duration::from_secs(5), "slow clients held on");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "slow clients held on"
+    );
 
     assert_eq!(server.get("/healthz").status, 200);
     assert!(
-        server.metric("imgchkr_http_requests_total{route=\"/assets/image\",status=\"500\"}")
-            == 0.0
+        server.metric("imgchkr_http_requests_total{route=\"/assets/image\",status=\"500\"}") == 0.0
     );
 }

@@ -29,14 +29,14 @@ pub fn list(app: &App, tenant: Option<&str>, query: Option<&str>) -> Resp {
         match &*key {
             "state" => match value.parse::<JobState>() {
                 Ok(state) => page.state = Some(state),
-                Err(()) => errors.add(
-                    "state",
-                    "Must be one of: queued, started, success, failed.",
-                ),
+                Err(()) => errors.add("state", "Must be one of: queued, started, success, failed."),
             },
             "limit" => match value.parse::<usize>() {
                 Ok(limit @ 1..=MAX_LIMIT) => page.limit = limit,
-                _ => errors.add("limit", format!("Must be an integer from 1 to {MAX_LIMIT}.")),
+                _ => errors.add(
+                    "limit",
+                    format!("Must be an integer from 1 to {MAX_LIMIT}."),
+                ),
             },
             "cursor" => match value.parse::<JobId>() {
                 Ok(id) => page.before = Some(id),

@@ -29,15 +29,15 @@ const MAX_KEY_LEN: usize = 255;
 /// Handles a submission from `tenant`.
 pub async fn submit(app: &App, tenant: Option<String>, request: Request<Incoming>) -> Resp {
     if let Err(refusal) = check_content_type(request.headers()) {
-        return refusal;
+        return *refusal;
     }
     let key = match idempotency_key(request.headers()) {
         Ok(key) => key.map(str::to_owned),
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let body = match read_body(app, request).await {
         Ok(body) => body,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let submission = match Submission::from_json(&body, LOCATIONS) {
         Ok(submission) => submission,
@@ -86,10 +86,7 @@ pub async fn submit(app: &App, tenant: Option<String>, request: Request<Incoming
 }
 
 fn accepted(id: JobId) -> Resp {
-    let mut response = response::json(
-        StatusCode::ACCEPTED,
-        &json!({"id": id, "state": "queued"}),
-    );
+    let mut response = response::json(StatusCode::ACCEPTED, &json!({"id": id, "state": "queued"}));
     if let Ok(location) = HeaderValue::from_str(&format!("/assets/image/{id}")) {
         response.headers_mut().insert(LOCATION, location);
     }
@@ -140,7 +137,7 @@ fn unavailable() -> Resp {
 }
 
 /// `application/json`, any case, parameters (charset) allowed.
-fn check_content_type(headers: &HeaderMap) -> Result<(), Resp> {
+fn check_content_type(headers: &HeaderMap) -> Result<(), Box<Resp>> {
     let value = headers.get(CONTENT_TYPE).map(|v| v.to_str());
     let essence = match value {
         Some(Ok(v)) => v.split(';').next().unwrap_or("").trim(),
@@ -159,21 +156,25 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), Resp> {
     }
 }
 
-fn unsupported(text: impl Into<String>) -> Resp {
-    response::error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type", text)
+fn unsupported(text: impl Into<String>) -> Box<Resp> {
+    Box::new(response::error(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "Content-Type",
+        text,
+    ))
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, Resp> {
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, Box<Resp>> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
     match value.to_str() {
         Ok(key) if !key.is_empty() && key.len() <= MAX_KEY_LEN => Ok(Some(key)),
-        _ => Err(response::error(
+        _ => Err(Box::new(response::error(
             StatusCode::BAD_REQUEST,
             "Idempotency-Key",
             format!("Must be 1 to {MAX_KEY_LEN} visible ASCII characters."),
-        )),
+        ))),
     }
 }
 
@@ -184,14 +185,14 @@ fn derived_id(tenant: Option<&str>, key: &str) -> JobId {
 }
 
 /// Reads at most `max_body_bytes`, within the body timeout: never buffers more than the limit.
-async fn read_body(app: &App, request: Request<Incoming>) -> Result<Bytes, Resp> {
+async fn read_body(app: &App, request: Request<Incoming>) -> Result<Bytes, Box<Resp>> {
     let limit = app.max_body_bytes;
     let too_large = || {
-        response::error(
+        Box::new(response::error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body",
             format!("Request body exceeds maximum ({limit} bytes)."),
-        )
+        ))
     };
     let declared = request
         .headers()
@@ -205,19 +206,19 @@ async fn read_body(app: &App, request: Request<Incoming>) -> Result<Bytes, Resp>
     match tokio::time::timeout(app.body_read_timeout, body.collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Ok(Err(_)) => Err(response::error(
+        Ok(Err(_)) => Err(Box::new(response::error(
             StatusCode::BAD_REQUEST,
             "body",
             "The request body could not be read.",
-        )),
-        Err(_) => Err(response::error(
+        ))),
+        Err(_) => Err(Box::new(response::error(
             StatusCode::REQUEST_TIMEOUT,
             "body",
             format!(
                 "The request body did not arrive within {}.",
                 human(app.body_read_timeout)
             ),
-        )),
+        ))),
     }
 }
 
@@ -234,5 +235,9 @@ async fn check_destinations(app: &App, submission: &Submission) -> Result<(), Fi
             errors.add(format!("notifications.{}", event.name()), text);
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }

@@ -43,11 +43,16 @@ impl Server {
     }
 
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
+        Server::start_env(dir, extra, "info")
+    }
+
+    /// Starts with `RUST_LOG=<log>`.
+    pub fn start_env(dir: tempfile::TempDir, extra: &[&str], log: &str) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_imgchkr"))
             .args(["serve", "--listen", "127.0.0.1:0", "--image-dir"])
             .arg(dir.path())
             .args(extra)
-            .env_remove("RUST_LOG")
+            .env("RUST_LOG", log)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -129,10 +134,7 @@ impl Server {
     /// Sends SIGTERM and waits (bounded) for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        let status = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(status.success());
         wait_for("server exit", || self.child.try_wait().unwrap())
     }
