@@ -118,7 +118,7 @@ pub struct ServeArgs {
     #[arg(long, env = "IMGCHKR_MAX_JOBS", default_value_t = 100_000)]
     pub max_jobs: usize,
     /// A tenant and its bearer token, TENANT:TOKEN; repeatable. With none, /assets is open.
-    #[arg(long = "auth-token", env = "IMGCHKR_AUTH_TOKENS", value_delimiter = ',', value_parser = parse_token)]
+    #[arg(long = "auth-token", env = "IMGCHKR_AUTH_TOKENS", hide_env_values = true, value_delimiter = ',', value_parser = parse_token)]
     pub auth_tokens: Vec<(String, String)>,
     /// On SIGINT/SIGTERM, how long to finish jobs and their webhooks before exiting.
     #[arg(long, env = "IMGCHKR_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
