@@ -44,8 +44,8 @@ fn main() {
     let start = SystemTime::now();
     let mut c = Criterion::default()
         .sample_size(30)
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_millis(800))
+        .warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_millis(500))
         .nresamples(10_000)
         .output_directory(&dir)
         .configure_from_args();

@@ -114,8 +114,8 @@ fn main() {
     let start = SystemTime::now();
     let mut c = Criterion::default()
         .sample_size(20)
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_millis(800))
+        .warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_millis(500))
         .output_directory(&criterion_dir())
         .configure_from_args();
     for (name, path, _, _) in &files {

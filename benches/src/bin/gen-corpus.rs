@@ -136,7 +136,7 @@ fn main() {
             let mut seed = vec![schedule.len() as u8];
             seed.extend_from_slice(schedule);
             seed.extend_from_slice(&bytes);
-            write("incremental", &format!("{name}-{i}"), &seed);
+            write("incremental_feed", &format!("{name}-{i}"), &seed);
         }
         n += 1;
     }
