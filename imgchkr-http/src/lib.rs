@@ -16,6 +16,7 @@ pub mod handlers;
 pub mod logging;
 pub mod metrics;
 pub mod queue;
+pub mod redis;
 pub mod response;
 pub mod routes;
 pub mod server;

@@ -1,0 +1,318 @@
+//! The Lua scripts: every step that reads and then writes runs as one script, so it is atomic
+//! with respect to every other client.
+//!
+//! Scripts touch keys derived inside the script (a tenant's stream, an evicted job), all under
+//! the one prefix: fine on a standalone Redis or a Sentinel-managed primary, which is what
+//! this adapter targets (not Redis Cluster).
+
+use redis::Script;
+
+/// Helpers shared by the store scripts.
+const STORE_HELPERS: &str = r#"
+local STATES = {'any', 'queued', 'started', 'success', 'failed'}
+local function is_final(s) return s == 'success' or s == 'failed' end
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local function idx(ip, state, tenant)
+  if tenant then return ip .. state .. ':t:' .. tenant end
+  return ip .. state .. ':g'
+end
+local function index(ip, id, tenant, state, seq)
+  redis.call('ZADD', idx(ip, 'any', false), seq, id)
+  redis.call('ZADD', idx(ip, state, false), seq, id)
+  if tenant then
+    redis.call('ZADD', idx(ip, 'any', tenant), seq, id)
+    redis.call('ZADD', idx(ip, state, tenant), seq, id)
+  end
+end
+local function move(ip, id, tenant, from, to, seq)
+  redis.call('ZREM', idx(ip, from, false), id)
+  redis.call('ZADD', idx(ip, to, false), seq, id)
+  if tenant then
+    redis.call('ZREM', idx(ip, from, tenant), id)
+    redis.call('ZADD', idx(ip, to, tenant), seq, id)
+  end
+end
+local function unindex(ip, id, tenant)
+  for _, s in ipairs(STATES) do
+    redis.call('ZREM', idx(ip, s, false), id)
+    if tenant then redis.call('ZREM', idx(ip, s, tenant), id) end
+  end
+end
+-- A `finished` member: the 36-character id, then ':' and the tenant if the job has one.
+local function fin_member(id, tenant)
+  if tenant then return id .. ':' .. tenant end
+  return id
+end
+local function evict(jp, ip, member)
+  local id = string.sub(member, 1, 36)
+  local tenant = false
+  if #member > 36 then tenant = string.sub(member, 38) end
+  redis.call('DEL', jp .. id)
+  unindex(ip, id, tenant)
+end
+-- Retention, as the embedded store: finished jobs older than max_age go, then the oldest
+-- finished jobs while more than max_jobs are held. At most `budget` evictions per call.
+local function retain(jp, ip, fin, max_age_us, max_jobs, budget)
+  local old = redis.call('ZRANGEBYSCORE', fin, '-inf', now_us() - max_age_us, 'LIMIT', 0, budget)
+  for _, m in ipairs(old) do
+    evict(jp, ip, m)
+    redis.call('ZREM', fin, m)
+  end
+  budget = budget - #old
+  local all = idx(ip, 'any', false)
+  while budget > 0 and redis.call('ZCARD', all) > max_jobs do
+    local popped = redis.call('ZPOPMIN', fin)
+    if #popped == 0 then break end
+    evict(jp, ip, popped[1])
+    budget = budget - 1
+  end
+end
+"#;
+
+/// KEYS: job, seq, finished. ARGV: id, has_tenant ('0'|'1'), tenant, job prefix, index
+/// prefix, max_age µs, max_age ms, max_jobs, budget, then field/value pairs.
+/// Returns `{}` when inserted, the existing job's HGETALL otherwise.
+const INSERT: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HGETALL', KEYS[1]) end
+local id, jp, ip = ARGV[1], ARGV[4], ARGV[5]
+local tenant = false
+if ARGV[2] == '1' then tenant = ARGV[3] end
+retain(jp, ip, KEYS[3], tonumber(ARGV[6]), tonumber(ARGV[8]), tonumber(ARGV[9]))
+local seq = redis.call('INCR', KEYS[2])
+local fields = {}
+for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], 'seq', seq, unpack(fields))
+local state = redis.call('HGET', KEYS[1], 'state')
+index(ip, id, tenant, state, seq)
+if is_final(state) then
+  redis.call('ZADD', KEYS[3], now_us(), fin_member(id, tenant))
+  redis.call('PEXPIRE', KEYS[1], ARGV[7])
+end
+return {}
+"#;
+
+/// KEYS: job, finished. ARGV: id, kind, job prefix, index prefix, max_age µs, max_age ms,
+/// max_jobs, budget, then by kind:
+/// - `started`: at;
+/// - `verdict` / `park` (a verdict only if none is in yet): state, at, errors JSON or '';
+/// - `delivery`: event, record JSON.
+///
+/// Returns 0 if the job is unknown or expired (nothing done), 1 if applied, 2 if a park found
+/// the job already finished.
+const UPDATE: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local id, kind, jp, ip = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local state = redis.call('HGET', KEYS[1], 'state')
+local tenant = redis.call('HGET', KEYS[1], 'tenant')
+local seq = redis.call('HGET', KEYS[1], 'seq')
+if kind == 'started' then
+  if not is_final(state) and state ~= 'started' then
+    move(ip, id, tenant, state, 'started', seq)
+    redis.call('HSET', KEYS[1], 'state', 'started')
+  end
+  redis.call('HSETNX', KEYS[1], 'startedAt', ARGV[9])
+elseif kind == 'verdict' or kind == 'park' then
+  local was_final = is_final(state)
+  if kind == 'park' and was_final then return 2 end
+  local new = ARGV[9]
+  redis.call('HSET', KEYS[1], 'state', new, 'finishedAt', ARGV[10])
+  if ARGV[11] ~= '' then
+    redis.call('HSET', KEYS[1], 'errors', ARGV[11])
+  else
+    redis.call('HDEL', KEYS[1], 'errors')
+  end
+  if new ~= state then move(ip, id, tenant, state, new, seq) end
+  if not was_final then
+    redis.call('ZADD', KEYS[2], now_us(), fin_member(id, tenant))
+    redis.call('PEXPIRE', KEYS[1], ARGV[6])
+    retain(jp, ip, KEYS[2], tonumber(ARGV[5]), tonumber(ARGV[7]), tonumber(ARGV[8]))
+  end
+elseif kind == 'delivery' then
+  local field = 'n:' .. ARGV[9]
+  if redis.call('HEXISTS', KEYS[1], field) == 0 then
+    local order = redis.call('HGET', KEYS[1], 'order')
+    if order and order ~= '' then order = order .. ',' .. ARGV[9] else order = ARGV[9] end
+    redis.call('HSET', KEYS[1], 'order', order)
+  end
+  redis.call('HSET', KEYS[1], field, ARGV[10])
+else
+  return redis.error_reply('unknown update ' .. kind)
+end
+return 1
+"#;
+
+/// KEYS: the index. ARGV: job prefix, cursor id or '', limit, scan budget.
+/// Returns the HGETALL of each live job, newest first. An unknown or expired cursor gives `{}`.
+const LIST: &str = r#"
+local jp = ARGV[1]
+local limit, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
+local max = '+inf'
+if ARGV[2] ~= '' then
+  local seq = redis.call('HGET', jp .. ARGV[2], 'seq')
+  if not seq then return {} end
+  max = '(' .. seq
+end
+local out = {}
+while #out < limit and budget > 0 do
+  local want = math.min(limit - #out, budget)
+  local ids = redis.call('ZREVRANGEBYSCORE', KEYS[1], max, '-inf', 'WITHSCORES', 'LIMIT', 0, want)
+  if #ids == 0 then break end
+  for i = 1, #ids, 2 do
+    local job = redis.call('HGETALL', jp .. ids[i])
+    if #job > 0 then out[#out + 1] = job end
+    max = '(' .. ids[i + 1]
+  end
+  budget = budget - #ids / 2
+end
+return out
+"#;
+
+/// KEYS: stream, waiting, depth, rotation, tenants, bell. ARGV: tenant, job id, capacity,
+/// per_tenant, group, bell cap. Returns the entry id, or '-1' (queue full) / '-2' (tenant's
+/// share full).
+const PUSH: &str = r#"
+local depth = tonumber(redis.call('GET', KEYS[3]) or '0')
+if depth >= tonumber(ARGV[3]) then return '-1' end
+local mine = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if mine >= tonumber(ARGV[4]) then return '-2' end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[5], '0', 'MKSTREAM')
+end
+local entry = redis.call('XADD', KEYS[1], '*', 'job', ARGV[2])
+redis.call('INCR', KEYS[3])
+redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+if mine == 0 then redis.call('RPUSH', KEYS[4], ARGV[1]) end
+redis.call('SADD', KEYS[5], ARGV[1])
+redis.call('LPUSH', KEYS[6], '1')
+redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[6]) - 1)
+return entry
+"#;
+
+/// KEYS: waiting, depth, rotation. ARGV: stream prefix, group, consumer.
+/// Takes the next entry round-robin across tenants (XREADGROUP, so it becomes pending for
+/// `consumer`). Returns `{tenant, entry id, job id}`, or nil when nothing waits. A tenant in
+/// the rotation whose stream has nothing new (counters out of step, e.g. after a restore)
+/// is dropped and its counters are corrected.
+const POP: &str = r#"
+local n = redis.call('LLEN', KEYS[3])
+for _ = 1, n do
+  local tenant = redis.call('LPOP', KEYS[3])
+  if not tenant then return nil end
+  local res = redis.pcall('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', 1,
+    'STREAMS', ARGV[1] .. tenant, '>')
+  local entry = nil
+  if type(res) == 'table' and not res.err and res[1] then entry = res[1][2][1] end
+  if entry then
+    local left = redis.call('HINCRBY', KEYS[1], tenant, -1)
+    if left > 0 then
+      redis.call('RPUSH', KEYS[3], tenant)
+    else
+      redis.call('HDEL', KEYS[1], tenant)
+    end
+    if redis.call('DECR', KEYS[2]) < 0 then redis.call('SET', KEYS[2], 0) end
+    local job = ''
+    for i = 1, #entry[2], 2 do
+      if entry[2][i] == 'job' then job = entry[2][i + 1] end
+    end
+    return {tenant, entry[1], job}
+  end
+  local stale = tonumber(redis.call('HGET', KEYS[1], tenant) or '0')
+  redis.call('HDEL', KEYS[1], tenant)
+  if redis.call('DECRBY', KEYS[2], stale) < 0 then redis.call('SET', KEYS[2], 0) end
+end
+return nil
+"#;
+
+/// KEYS: tenants. ARGV: stream prefix, group, consumer, min idle ms, max scan steps.
+/// Counts pending entries over every tenant stream, and claims (XAUTOCLAIM) for `consumer`
+/// the first entry idle for at least min idle. Returns `{pending}` or
+/// `{pending, tenant, entry id, job id, deliveries}`, all as strings. A stream left with no
+/// entries at all is deleted (with its group and consumers) and its tenant forgotten.
+const RECLAIM: &str = r#"
+local pending, found = 0, nil
+for _, tenant in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local stream = ARGV[1] .. tenant
+  local summary = redis.pcall('XPENDING', stream, ARGV[2])
+  if type(summary) ~= 'table' or summary.err then
+    if redis.call('EXISTS', stream) == 0 then redis.call('SREM', KEYS[1], tenant) end
+  else
+    pending = pending + summary[1]
+    if summary[1] == 0 and redis.call('XLEN', stream) == 0 then
+      redis.call('DEL', stream)
+      redis.call('SREM', KEYS[1], tenant)
+    elseif summary[1] > 0 and not found then
+      local cursor, steps = '0-0', tonumber(ARGV[5])
+      repeat
+        local res = redis.call('XAUTOCLAIM', stream, ARGV[2], ARGV[3], ARGV[4], cursor,
+          'COUNT', 1)
+        cursor = res[1]
+        local entry = res[2][1]
+        if type(entry) == 'table' then
+          local job = ''
+          for i = 1, #entry[2], 2 do
+            if entry[2][i] == 'job' then job = entry[2][i + 1] end
+          end
+          local info = redis.call('XPENDING', stream, ARGV[2], entry[1], entry[1], 1)
+          local deliveries = 1
+          if info[1] then deliveries = info[1][4] end
+          found = {tenant, entry[1], job, tostring(deliveries)}
+        end
+        steps = steps - 1
+      until found or cursor == '0-0' or steps <= 0
+    end
+  end
+end
+if found then
+  return {tostring(pending), found[1], found[2], found[3], found[4]}
+end
+return {tostring(pending)}
+"#;
+
+/// KEYS: stream. ARGV: group, consumer, entry id. Resets the entry's idle time if `consumer`
+/// still holds it (XCLAIM JUSTID does not count a delivery). Returns 1, or 0 if it is no
+/// longer ours (reclaimed by another worker, or acknowledged).
+const HEARTBEAT: &str = r#"
+local info = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if type(info) ~= 'table' or info.err or not info[1] or info[1][2] ~= ARGV[2] then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+return 1
+"#;
+
+/// KEYS: stream. ARGV: group, entry id. XACK then XDEL (keeps the stream short). Returns
+/// how many were acknowledged (0: already acknowledged, or the stream is gone).
+const ACK: &str = r#"
+local acked = redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
+if type(acked) ~= 'number' then acked = 0 end
+redis.pcall('XDEL', KEYS[1], ARGV[2])
+return acked
+"#;
+
+/// The compiled scripts (their SHA1s; loaded on first use and after a Redis restart).
+pub(crate) struct Scripts {
+    pub(crate) insert: Script,
+    pub(crate) update: Script,
+    pub(crate) list: Script,
+    pub(crate) push: Script,
+    pub(crate) pop: Script,
+    pub(crate) reclaim: Script,
+    pub(crate) heartbeat: Script,
+    pub(crate) ack: Script,
+}
+
+impl Scripts {
+    pub(crate) fn new() -> Scripts {
+        Scripts {
+            insert: Script::new(&format!("{STORE_HELPERS}\n{INSERT}")),
+            update: Script::new(&format!("{STORE_HELPERS}\n{UPDATE}")),
+            list: Script::new(LIST),
+            push: Script::new(PUSH),
+            pop: Script::new(POP),
+            reclaim: Script::new(RECLAIM),
+            heartbeat: Script::new(HEARTBEAT),
+            ack: Script::new(ACK),
+        }
+    }
+}
