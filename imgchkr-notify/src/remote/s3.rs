@@ -1,0 +1,178 @@
+//! `s3` locations: `HEAD` for the size, then ranged `GET`s of what the probe needs, through
+//! `object_store`'s `AmazonS3`, one store per bucket.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use imgchkr_core::fetch::probe_ranges;
+use imgchkr_core::submission::parse_s3_uri;
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::path::Path;
+use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
+
+use super::{CHUNK, FIRST_READ, FetchError, Fetched, Inner, Meter, Outcome, RemoteConfig};
+use crate::config::ConfigError;
+
+/// Stores kept at most; the cache is emptied when a new bucket would exceed it (bucket names
+/// come from clients).
+const MAX_CACHED_STORES: usize = 64;
+
+/// Retries of a failed S3 request (5xx, connection errors), within the asset's timeout.
+const MAX_RETRIES: usize = 2;
+
+/// Refuses option names `object_store` does not know.
+pub(crate) fn check_options(options: &[(String, String)]) -> Result<(), ConfigError> {
+    for (key, _) in options {
+        key.to_ascii_lowercase()
+            .parse::<AmazonS3ConfigKey>()
+            .map_err(|_| ConfigError::OutOfRange {
+                name: "S3 option",
+                why: "unknown option name (see object_store's AmazonS3ConfigKey)",
+            })?;
+    }
+    Ok(())
+}
+
+/// The S3 settings and the stores built so far, by bucket.
+pub(crate) struct Stores {
+    base: AmazonS3Builder,
+    buckets: Vec<String>,
+    cache: Mutex<HashMap<String, Arc<AmazonS3>>>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The builder holds credentials: not printed.
+        f.debug_struct("Stores")
+            .field("buckets", &self.buckets)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stores {
+    /// Settings from the environment (if asked), then `config.s3_options`, then the timeouts
+    /// and retries of `config`. Options were checked by [`check_options`].
+    pub(crate) fn new(config: &RemoteConfig) -> Stores {
+        let mut base = if config.s3_from_env {
+            AmazonS3Builder::from_env()
+        } else {
+            AmazonS3Builder::new()
+        };
+        for (key, value) in &config.s3_options {
+            if let Ok(key) = key.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
+                base = base.with_config(key, value);
+            }
+        }
+        let millis = |d: std::time::Duration| format!("{}ms", d.as_millis());
+        base = base
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                millis(config.request_timeout),
+            )
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                millis(config.connect_timeout),
+            )
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig::default(),
+                max_retries: MAX_RETRIES,
+                retry_timeout: config.timeout,
+            });
+        Stores {
+            base,
+            buckets: config.s3_buckets.clone(),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn store(&self, bucket: &str) -> Result<Arc<AmazonS3>, FetchError> {
+        if !self.buckets.is_empty() && !self.buckets.iter().any(|b| b == bucket) {
+            return Err(FetchError::Unreachable {
+                reason: format!("destination not allowed: bucket {bucket} is not in the allowlist"),
+                outcome: Outcome::NotAllowed,
+            });
+        }
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(store) = cache.get(bucket) {
+            return Ok(Arc::clone(store));
+        }
+        let store = self
+            .base
+            .clone()
+            .with_bucket_name(bucket)
+            .build()
+            .map_err(|e| FetchError::unreachable(format!("S3 configuration: {e}")))?;
+        let store = Arc::new(store);
+        if cache.len() >= MAX_CACHED_STORES {
+            cache.clear();
+        }
+        cache.insert(bucket.to_owned(), Arc::clone(&store));
+        Ok(store)
+    }
+}
+
+/// Validates the object at `uri` (`s3://bucket/key` as the client gave it).
+pub(crate) async fn fetch(inner: &Inner, uri: &str, meter: &Meter) -> Result<Fetched, FetchError> {
+    let (bucket, key) =
+        parse_s3_uri(uri).ok_or_else(|| FetchError::unreachable("not an s3://bucket/key URI"))?;
+    let path = Path::parse(key)
+        .map_err(|_| FetchError::unreachable("a key object_store cannot address"))?;
+    let store = inner.s3.store(bucket)?;
+    let max_reads = inner.config.max_reads;
+    meter.start_read(max_reads)?;
+    let meta = store.head(&path).await.map_err(store_error)?;
+    let size = meta.size;
+    let (store, path) = (&store, &path);
+    let probed = probe_ranges(size, CHUNK, u32::MAX, move |offset, len| async move {
+        meter.start_read(max_reads)?;
+        // The first read takes a little more: a typical header fits in it.
+        let len = if offset == 0 {
+            len.max(FIRST_READ)
+        } else {
+            len
+        } as u64;
+        let end = offset.saturating_add(len).min(size);
+        let bytes = store
+            .get_range(path, offset..end)
+            .await
+            .map_err(store_error)?;
+        meter.add_bytes(bytes.len());
+        Ok::<_, FetchError>(bytes)
+    })
+    .await?;
+    Ok(Fetched {
+        size,
+        probed: probed.result,
+    })
+}
+
+fn store_error(e: object_store::Error) -> FetchError {
+    match e {
+        object_store::Error::NotFound { .. } => FetchError::NotFound,
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => FetchError::PermissionDenied,
+        other => FetchError::from_reason(describe(&other)),
+    }
+}
+
+/// A short reason: `object_store`'s texts nest the request, the retries and the cause.
+fn describe(e: &object_store::Error) -> String {
+    let mut last: &(dyn std::error::Error + 'static) = e;
+    let mut text = e.to_string();
+    while let Some(next) = last.source() {
+        last = next;
+        if let Some(io) = last.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return "connection refused".into();
+        }
+        text = last.to_string();
+    }
+    if text.to_ascii_lowercase().contains("timed out") || text.contains("timeout") {
+        return "timeout".into();
+    }
+    text
+}
