@@ -270,11 +270,9 @@ impl Inner {
             let reply: Vec<String> = bounded(self.timeout(), call.invoke_async(&mut conn)).await?;
             let pending: f64 = reply.first().and_then(|p| p.parse().ok()).unwrap_or(0.0);
             metrics::gauge!(PENDING_JOBS).set(pending);
-            let [_, tenant, receipt, job, deliveries] =
-                <[String; 5]>::try_from(reply).map_or_else(|_| Default::default(), |reply| reply);
-            if receipt.is_empty() {
+            let Ok([_, tenant, receipt, job, deliveries]) = <[String; 5]>::try_from(reply) else {
                 return Ok(None);
-            }
+            };
             let deliveries: u32 = deliveries.parse().unwrap_or(u32::MAX);
             let Ok(id) = job.parse::<JobId>() else {
                 warn!(entry = %receipt, tenant = %tenant, "redis queue: entry without a job id, dropped");

@@ -128,7 +128,7 @@ pub(crate) enum Applied {
     /// The job is unknown or has expired.
     Missing,
     /// Done.
-    Applied,
+    Done,
     /// A park found the job already finished.
     AlreadyFinal,
 }
@@ -245,7 +245,7 @@ impl RedisStore {
         Ok(match applied {
             0 => Applied::Missing,
             2 => Applied::AlreadyFinal,
-            _ => Applied::Applied,
+            _ => Applied::Done,
         })
     }
 
