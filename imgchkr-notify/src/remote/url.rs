@@ -261,8 +261,8 @@ async fn read_at_most(
     while body.len() < cap {
         match response.chunk().await.map_err(|e| request_error(&e))? {
             Some(chunk) => {
-                meter.add_bytes(chunk.len());
                 let take = chunk.len().min(cap - body.len());
+                meter.add_bytes(take);
                 body.extend_from_slice(&chunk[..take]);
             }
             None => break,
@@ -291,8 +291,10 @@ async fn stream(
         let Some(chunk) = response.chunk().await.map_err(|e| request_error(&e))? else {
             break;
         };
-        meter.add_bytes(chunk.len());
         let take = usize::try_from(cap - offset).map_or(chunk.len(), |left| left.min(chunk.len()));
+        // Counted as read: what was taken from the body (the last chunk may hold a few
+        // bytes more, dropped with the connection).
+        meter.add_bytes(take);
         if let Step::Need(need) = step
             && need.offset < offset + take as u64
         {
