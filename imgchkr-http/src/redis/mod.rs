@@ -1,7 +1,7 @@
 //! The Redis adapter: [`RedisStore`] (core's `JobStore`) and [`RedisQueue`] (core's
 //! `JobQueue`) on one shared Redis, so API and worker processes can run apart and scale out.
 //!
-//! Built on the `redis` crate's [`ConnectionManager`](::redis::aio::ConnectionManager), which
+//! Built on the `redis` crate's `ConnectionManager`, which
 //! reconnects by itself; every read-then-write step is one Lua script, so it is atomic.
 //! Targets a standalone Redis (or a Sentinel-managed primary), not Redis Cluster.
 //!
@@ -78,6 +78,20 @@ pub const PENDING_JOBS: &str = "imgchkr_redis_pending_jobs";
 pub const RECLAIMED: &str = "imgchkr_redis_reclaimed_total";
 /// Jobs parked as failed after too many deliveries (counter).
 pub const PARKED: &str = "imgchkr_redis_parked_total";
+
+/// Describes this adapter's metrics to the installed recorder (call once after
+/// `crate::metrics::install`).
+pub fn describe_metrics() {
+    metrics::describe_gauge!(
+        PENDING_JOBS,
+        "Jobs handed to a worker and not yet acknowledged (Redis queue)."
+    );
+    metrics::describe_counter!(
+        RECLAIMED,
+        "Jobs taken over from a worker that stopped heartbeating."
+    );
+    metrics::describe_counter!(PARKED, "Jobs recorded as failed after too many deliveries.");
+}
 
 /// The most finished jobs one write evicts (retention work per call stays bounded; the rest
 /// goes on later writes).

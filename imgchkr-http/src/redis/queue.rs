@@ -221,11 +221,12 @@ impl Inner {
                 .arg(GROUP)
                 .arg(&self.consumer);
             let mut conn = self.shared.conn.clone();
-            let next: Option<(String, String, String)> =
+            let next: Option<(String, String, String, String)> =
                 bounded(self.timeout(), call.invoke_async(&mut conn)).await?;
-            let Some((tenant, receipt, job)) = next else {
+            let Some((tenant, receipt, job, depth)) = next else {
                 return Ok(None);
             };
+            metrics::gauge!(QUEUE_DEPTH).set(depth.parse::<f64>().unwrap_or(0.0));
             match job.parse::<JobId>() {
                 Ok(id) => {
                     self.leases().insert(receipt.clone(), tenant.clone());

@@ -193,7 +193,7 @@ return entry
 
 /// KEYS: waiting, depth, rotation. ARGV: stream prefix, group, consumer.
 /// Takes the next entry round-robin across tenants (XREADGROUP, so it becomes pending for
-/// `consumer`). Returns `{tenant, entry id, job id}`, or nil when nothing waits. A tenant in
+/// `consumer`). Returns `{tenant, entry id, job id, depth left}`, or nil when nothing waits. A tenant in
 /// the rotation whose stream has nothing new (counters out of step, e.g. after a restore)
 /// is dropped and its counters are corrected.
 const POP: &str = r#"
@@ -212,12 +212,16 @@ for _ = 1, n do
     else
       redis.call('HDEL', KEYS[1], tenant)
     end
-    if redis.call('DECR', KEYS[2]) < 0 then redis.call('SET', KEYS[2], 0) end
+    local depth = redis.call('DECR', KEYS[2])
+    if depth < 0 then
+      redis.call('SET', KEYS[2], 0)
+      depth = 0
+    end
     local job = ''
     for i = 1, #entry[2], 2 do
       if entry[2][i] == 'job' then job = entry[2][i + 1] end
     end
-    return {tenant, entry[1], job}
+    return {tenant, entry[1], job, tostring(depth)}
   end
   local stale = tonumber(redis.call('HGET', KEYS[1], tenant) or '0')
   redis.call('HDEL', KEYS[1], tenant)
