@@ -53,6 +53,12 @@
 //! returns, and a check of IP-literal URLs), so DNS rebinding cannot get around it, and a
 //! refused destination is never connected to. System proxies are ignored for the same reason.
 //! [`WebhookNotifier::check_destination`] applies it at submission time.
+//!
+//! # Remote image locations
+//! [`RemoteSources`] validates `url` and `s3` assets, reading only the header bytes the probe
+//! asks for (HTTP `Range` requests, S3 ranged `GET`s) under the same destination policy; see
+//! [`remote`] for the behaviour, the texts and the S3 environment variables, and
+//! [`RemoteArgs`] for the flags.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 

@@ -49,6 +49,7 @@ mod args;
 mod s3;
 mod url;
 
+use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -81,8 +82,9 @@ pub(crate) const FIRST_READ: usize = 2048;
 pub(crate) const CHUNK: usize = 1024;
 
 /// How [`RemoteSources`] fetches. `Default`: the documented defaults, no destination
-/// restrictions, S3 settings from the environment, any bucket.
-#[derive(Debug, Clone)]
+/// restrictions, S3 settings from the environment, any bucket. `Debug` shows the names of the
+/// S3 options, never their values (they may be credentials).
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct RemoteConfig {
     /// Bound on one asset's validation, every request included.
@@ -122,6 +124,24 @@ impl Default for RemoteConfig {
             s3_options: Vec::new(),
             s3_buckets: Vec::new(),
         }
+    }
+}
+
+impl fmt::Debug for RemoteConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s3_options: Vec<&str> = self.s3_options.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("RemoteConfig")
+            .field("timeout", &self.timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_redirects", &self.max_redirects)
+            .field("max_reads", &self.max_reads)
+            .field("allow", &self.allow)
+            .field("deny_private", &self.deny_private)
+            .field("s3_from_env", &self.s3_from_env)
+            .field("s3_options", &s3_options)
+            .field("s3_buckets", &self.s3_buckets)
+            .finish()
     }
 }
 
@@ -367,5 +387,56 @@ impl Meter {
 
     fn reads(&self) -> u32 {
         self.reads.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_can_run_on_any_worker_thread() {
+        fn send<T: Send>(_: &T) {}
+        let sources = RemoteSources::new(RemoteConfig::default()).unwrap();
+        let asset = AssetPath::Url {
+            path: "http://img.example/a.jpg".into(),
+        };
+        let policy = Policy::default();
+        let validation = sources.validate(&asset, &policy);
+        send(&validation);
+        send(&sources);
+    }
+
+    #[test]
+    fn debug_never_shows_s3_option_values() {
+        let config = RemoteConfig {
+            s3_options: vec![("aws_secret_access_key".into(), "hunter2".into())],
+            ..RemoteConfig::default()
+        };
+        let sources = RemoteSources::new(config).unwrap();
+        let text = format!("{sources:?}");
+        assert!(
+            text.contains("aws_secret_access_key") && !text.contains("hunter2"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        let config = RemoteConfig {
+            s3_options: vec![("aws_no_such_option".into(), "x".into())],
+            ..RemoteConfig::default()
+        };
+        assert!(RemoteSources::new(config).is_err());
+        let config = RemoteConfig {
+            max_reads: 0,
+            ..RemoteConfig::default()
+        };
+        assert!(config.validate().is_err());
+        let config = RemoteConfig {
+            request_timeout: Duration::ZERO,
+            ..RemoteConfig::default()
+        };
+        assert!(config.validate().is_err());
     }
 }
