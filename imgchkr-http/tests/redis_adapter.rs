@@ -204,7 +204,23 @@ async fn store_insert_get_update_match_job_apply() {
     let update = verdict(None);
     store.update(expected.id, update.clone()).await.unwrap();
     expected.apply(&update);
-    assert_eq!(store.get(expected.id).await.unwrap(), Some(expected));
+    assert_eq!(
+        store.get(expected.id).await.unwrap(),
+        Some(expected.clone())
+    );
+
+    // Forgetting a job (a submission that could not be queued).
+    let refused = job(Some("acme"));
+    store.insert(refused.clone()).await.unwrap();
+    assert_eq!(
+        store.remove(refused.id).await.unwrap(),
+        Some(refused.clone())
+    );
+    assert_eq!(store.get(refused.id).await.unwrap(), None);
+    assert_eq!(store.remove(refused.id).await.unwrap(), None);
+    let mut query = ListQuery::new(10);
+    query.tenant = Some("acme".into());
+    assert_eq!(ids(&store, query).await, [expected.id], "unindexed");
 
     // An update to an unknown job is a no-op.
     store.update(JobId::random(), verdict(None)).await.unwrap();
@@ -405,8 +421,11 @@ async fn queue_capacity_and_tenant_share_are_enforced() {
     queue.push(JobId::random(), "a").await.unwrap();
     queue.push(JobId::random(), "a").await.unwrap();
     assert_eq!(queue.push(JobId::random(), "a").await, full, "tenant share");
+    assert!(!queue.has_room("a").await.unwrap());
+    assert!(queue.has_room("b").await.unwrap());
     queue.push(JobId::random(), "b").await.unwrap();
     assert_eq!(queue.push(JobId::random(), "c").await, full, "overall");
+    assert!(!queue.has_room("c").await.unwrap());
     assert_eq!(queue.depth().await.unwrap(), 3);
     // Handed out is no longer waiting: room again (as the embedded queue).
     let lease = pop_within(&queue, Duration::from_secs(2)).await.unwrap();

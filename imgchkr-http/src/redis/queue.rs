@@ -119,6 +119,31 @@ impl RedisQueue {
         self.inner.closed.load(Ordering::SeqCst)
     }
 
+    /// Whether `tenant` could enqueue now: an advisory check (another process may fill the
+    /// queue meanwhile; `push` decides), so a full queue usually refuses before any work.
+    pub async fn has_room(&self, tenant: &str) -> Result<bool, StoreError> {
+        if self.is_closed() {
+            return Ok(false);
+        }
+        let keys = &self.inner.shared.keys;
+        let config = &self.inner.shared.config;
+        let mut conn = self.inner.shared.conn.clone();
+        let (depth, mine): (Option<u64>, Option<u64>) = bounded(
+            self.inner.timeout(),
+            ::redis::pipe()
+                .cmd("GET")
+                .arg(keys.depth())
+                .cmd("HGET")
+                .arg(keys.waiting())
+                .arg(tenant)
+                .query_async(&mut conn),
+        )
+        .await?;
+        let capacity = config.capacity.max(1) as u64;
+        let per_tenant = config.per_tenant.clamp(1, config.capacity.max(1)) as u64;
+        Ok(depth.unwrap_or(0) < capacity && mine.unwrap_or(0) < per_tenant)
+    }
+
     /// Looks for an entry another worker left pending past the idle time and takes it over
     /// (parking those delivered too often). `pop` does this itself every
     /// [`RedisConfig::reclaim_every`](super::RedisConfig::reclaim_every).

@@ -144,6 +144,18 @@ end
 return 1
 "#;
 
+/// KEYS: job, finished. ARGV: id, index prefix. Forgets the job (a submission that could not
+/// be queued); returns its HGETALL, `{}` if unknown.
+const REMOVE: &str = r#"
+local job = redis.call('HGETALL', KEYS[1])
+if #job == 0 then return {} end
+local tenant = redis.call('HGET', KEYS[1], 'tenant')
+redis.call('DEL', KEYS[1])
+unindex(ARGV[2], ARGV[1], tenant)
+redis.call('ZREM', KEYS[2], fin_member(ARGV[1], tenant))
+return job
+"#;
+
 /// KEYS: the index. ARGV: job prefix, cursor id or '', limit, scan budget.
 /// Returns the HGETALL of each live job, newest first. An unknown or expired cursor gives `{}`.
 const LIST: &str = r#"
@@ -298,6 +310,7 @@ return acked
 pub(crate) struct Scripts {
     pub(crate) insert: Script,
     pub(crate) update: Script,
+    pub(crate) remove: Script,
     pub(crate) list: Script,
     pub(crate) push: Script,
     pub(crate) pop: Script,
@@ -311,6 +324,7 @@ impl Scripts {
         Scripts {
             insert: Script::new(&format!("{STORE_HELPERS}\n{INSERT}")),
             update: Script::new(&format!("{STORE_HELPERS}\n{UPDATE}")),
+            remove: Script::new(&format!("{STORE_HELPERS}\n{REMOVE}")),
             list: Script::new(LIST),
             push: Script::new(PUSH),
             pop: Script::new(POP),

@@ -249,6 +249,24 @@ impl RedisStore {
         })
     }
 
+    /// Forgets a job (a submission that could not be queued), returning it if it existed.
+    /// Not part of `JobStore`: the embedded `MemoryStore::remove` counterpart.
+    pub async fn remove(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        let keys = &self.shared.keys;
+        let mut call = self.shared.scripts.remove.prepare_invoke();
+        call.key(keys.job(id))
+            .key(keys.finished())
+            .arg(id.to_string())
+            .arg(keys.index_prefix());
+        let mut conn = self.shared.conn.clone();
+        let flat: Vec<String> =
+            bounded(self.shared.config.op_timeout, call.invoke_async(&mut conn)).await?;
+        if flat.is_empty() {
+            return Ok(None);
+        }
+        assemble(flat).map(Some)
+    }
+
     async fn list_jobs(&self, query: ListQuery) -> Result<Vec<Job>, StoreError> {
         if query.limit == 0 {
             return Ok(Vec::new());
