@@ -551,6 +551,20 @@ async fn deny_private_never_connects_to_loopback() {
     );
     assert_eq!(server.connections(), 0);
     assert_eq!(report.bytes_read, 0);
+
+    // The same policy at submission time.
+    let mut config = fast_config();
+    config.deny_private = true;
+    let sources = RemoteSources::new(config).unwrap();
+    assert_eq!(
+        sources.check_url(&url).await,
+        Err("URL not allowed: 127.0.0.1 is a loopback address".into())
+    );
+    assert!(sources.check_url(&by_name).await.is_err());
+    assert_eq!(sources.check_url("http://8.8.8.8/a.jpg").await, Ok(()));
+    let open = RemoteSources::new(fast_config()).unwrap();
+    assert_eq!(open.check_url(&url).await, Ok(()));
+    assert_eq!(server.connections(), 0);
 }
 
 #[tokio::test]

@@ -62,7 +62,8 @@ pub use args::{Location, RemoteArgs};
 
 use crate::allow::AllowRule;
 use crate::config::{ConfigError, MAX_DURATION, WebhookConfig};
-use crate::destination::DestinationPolicy;
+use crate::destination::{DestinationPolicy, HostVerdict};
+use crate::resolver::{ResolveError, resolve_allowed};
 
 /// Default bound on one asset's validation, every request and redirect included.
 pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -213,6 +214,29 @@ impl RemoteSources {
     /// The configuration in force.
     pub fn config(&self) -> &RemoteConfig {
         &self.inner.config
+    }
+
+    /// Whether a `url` asset's destination is allowed, for refusing a submission up front;
+    /// the error is the text to show under `assetPath.path` (`URL not allowed: 10.0.0.1 is a
+    /// private address`). With no policy configured this returns at once, without DNS. A name
+    /// that does not resolve now is accepted: the policy is enforced again when it is fetched.
+    pub async fn check_url(&self, url: &str) -> Result<(), String> {
+        let refuse = |why: String| Err(format!("URL not allowed: {why}"));
+        let Some(url) = imgchkr_core::submission::parse_webhook_url(url) else {
+            return refuse("not an absolute http or https URL".into());
+        };
+        let policy = &self.inner.policy;
+        match policy.check_host(&url) {
+            HostVerdict::Allowed => Ok(()),
+            HostVerdict::Refused(why) => refuse(why),
+            HostVerdict::Resolve { host, named } => {
+                let lookup = resolve_allowed(policy, &host, named);
+                match tokio::time::timeout(self.inner.config.connect_timeout, lookup).await {
+                    Ok(Err(ResolveError::Denied(denied))) => refuse(denied.0),
+                    Ok(Ok(_) | Err(ResolveError::Dns(_))) | Err(_) => Ok(()),
+                }
+            }
+        }
     }
 
     /// Validates a `url` or `s3` asset against `policy`, reading only the header bytes the
