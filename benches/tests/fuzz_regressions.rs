@@ -17,7 +17,6 @@ fn hex(s: &str) -> Vec<u8> {
 /// Not a wrong answer (re-feeding from 0 works), but `step()` should agree with the `Need`
 /// `feed` last returned, as its doc ("what the probe needs next") promises.
 #[test]
-#[ignore = "imgchkr-core bug, reported: run with --ignored once Probe::step() accounts for the carry"]
 fn step_agrees_with_the_last_need() {
     let image = hex("FF D8");
     let mut probe = Probe::new();

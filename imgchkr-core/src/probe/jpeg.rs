@@ -62,6 +62,7 @@ impl Walker {
     }
 
     /// How many bytes the next token has.
+    #[inline]
     pub(crate) fn want(&self) -> usize {
         match self.at {
             At::Marker | At::Length { .. } => 2,
@@ -79,6 +80,7 @@ impl Walker {
     }
 
     /// Consumes the token at `*pos` and moves `*pos` to the next one.
+    #[inline]
     pub(crate) fn advance(&mut self, pos: &mut u64, token: &[u8]) -> Next {
         match self.advance_inner(pos, token) {
             Ok(None) => Next::More,

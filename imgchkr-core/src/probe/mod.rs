@@ -155,10 +155,20 @@ impl Probe {
     pub fn step(&self) -> Step {
         match self.state {
             State::Done(result) => Step::Done(result),
-            _ => Step::Need(Need {
-                offset: self.pos,
-                len: self.want(),
-            }),
+            _ => {
+                // Bytes of the next token already carried over from earlier feeds are not
+                // asked for again: the same answer `feed` gave.
+                let want = self.want();
+                let held = self
+                    .pos
+                    .checked_sub(self.carry_at)
+                    .map_or(0, |i| (self.carry_len as u64).saturating_sub(i))
+                    .min(want as u64 - 1);
+                Step::Need(Need {
+                    offset: self.pos + held,
+                    len: want - held as usize,
+                })
+            }
         }
     }
 
@@ -168,6 +178,24 @@ impl Probe {
     /// returned [`Need`] says again where to read). Chunks may overlap and may be of any size.
     pub fn feed(&mut self, offset: u64, data: &[u8]) -> Step {
         loop {
+            // The hot path: the JPEG walk reads its token straight from `data`, no copy.
+            if let State::Jpeg(walker) = &mut self.state
+                && let Some(start) = self.pos.checked_sub(offset)
+            {
+                let want = walker.want();
+                if start.saturating_add(want as u64) <= data.len() as u64 {
+                    let start = start as usize;
+                    if let jpeg::Next::Done(result) =
+                        walker.advance(&mut self.pos, &data[start..start + want])
+                    {
+                        self.state = State::Done(result.map_err(|reason| ProbeError::Malformed {
+                            format: Format::Jpeg,
+                            reason,
+                        }));
+                    }
+                    continue;
+                }
+            }
             if let State::Done(result) = self.state {
                 return Step::Done(result);
             }
@@ -282,7 +310,11 @@ impl Probe {
 
     /// Consumes one whole token at `pos`.
     fn advance(&mut self, token: &[u8]) {
-        self.keep(token);
+        // Only the sniff and fixed-header states read bytes again after moving on (the JPEG
+        // walk resumes inside the sniffed bytes); the walk itself only moves forward.
+        if !matches!(self.state, State::Jpeg(_)) {
+            self.keep(token);
+        }
         match self.state {
             State::Sniff => {
                 self.state = match sniff::sniff(token) {
