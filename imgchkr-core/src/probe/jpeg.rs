@@ -71,6 +71,12 @@ impl Walker {
         }
     }
 
+    /// Whether the next token is a marker (where fill bytes may come).
+    #[inline]
+    pub(crate) fn at_marker(&self) -> bool {
+        matches!(self.at, At::Marker)
+    }
+
     /// What running out of input here means.
     pub(crate) fn truncation(&self) -> HeaderError {
         match self.at {

@@ -184,7 +184,20 @@ impl Probe {
             {
                 let want = walker.want();
                 if start.saturating_add(want as u64) <= data.len() as u64 {
-                    let start = start as usize;
+                    let mut start = start as usize;
+                    if walker.at_marker() {
+                        // A run of fill bytes (T.81 B.1.1.2) in one sweep: each `FF` followed
+                        // by another `FF` is fill, exactly as one fill token at a time would read.
+                        let run = data[start..]
+                            .windows(2)
+                            .take_while(|pair| pair == &[0xFF, 0xFF])
+                            .count();
+                        start += run;
+                        self.pos += run as u64;
+                        if start + want > data.len() {
+                            continue;
+                        }
+                    }
                     if let jpeg::Next::Done(result) =
                         walker.advance(&mut self.pos, &data[start..start + want])
                     {
