@@ -19,6 +19,8 @@ pub struct App {
     pub max_body_bytes: usize,
     /// How long a client may take to send a body.
     pub body_read_timeout: Duration,
+    /// The accepted `assetPath.location` values.
+    pub locations: Vec<&'static str>,
     /// Renders /metrics; `None` when another recorder is installed.
     pub metrics: Option<PrometheusHandle>,
 }

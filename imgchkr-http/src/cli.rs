@@ -135,6 +135,9 @@ pub struct ServeArgs {
     /// Webhook delivery settings.
     #[command(flatten)]
     pub webhooks: imgchkr_notify::WebhookArgs,
+    /// Accepted locations and remote fetch settings.
+    #[command(flatten)]
+    pub remote: imgchkr_notify::RemoteArgs,
 }
 
 impl ServeArgs {

@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use imgchkr_core::{ImageDir, MemoryStore, Retention};
+use imgchkr_notify::RemoteSources;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::{error, info, warn};
@@ -44,6 +45,13 @@ pub async fn run(args: ServeArgs) -> u8 {
             return 2;
         }
     };
+    let remote = match remote_sources(&args) {
+        Ok(remote) => remote,
+        Err(e) => {
+            error!(error = %e, "invalid remote location configuration");
+            return 2;
+        }
+    };
     let max_jobs = u32::try_from(args.max_concurrent_jobs.clamp(1, Semaphore::MAX_PERMITS))
         .unwrap_or(u32::MAX);
     let workers = Arc::new(Workers {
@@ -57,6 +65,7 @@ pub async fn run(args: ServeArgs) -> u8 {
         )),
         webhooks,
         image_dir,
+        remote,
         policy: args.limits.policy(),
         probe_slots: Arc::new(Semaphore::new(args.workers())),
         job_slots: Arc::new(Semaphore::new(max_jobs as usize)),
@@ -76,6 +85,7 @@ pub async fn run(args: ServeArgs) -> u8 {
         auth: Auth::new(&args.auth_tokens),
         max_body_bytes: args.max_body_bytes,
         body_read_timeout: args.body_read_timeout,
+        locations: args.remote.location_names(),
         metrics,
     });
     let addr = listener.local_addr().unwrap_or(args.listen);
@@ -113,4 +123,16 @@ fn notifier(args: &ServeArgs) -> Result<Arc<dyn Webhooks>, String> {
     let config = args.webhooks.config().map_err(|e| e.to_string())?;
     let notifier = imgchkr_notify::WebhookNotifier::new(config).map_err(|e| e.to_string())?;
     Ok(Arc::new(notifier))
+}
+
+/// The `url`/`s3` reader when one of them is enabled, with the webhooks' destination policy.
+fn remote_sources(args: &ServeArgs) -> Result<Option<RemoteSources>, String> {
+    if !args.remote.remote_enabled() {
+        return Ok(None);
+    }
+    let webhooks = args.webhooks.config().map_err(|e| e.to_string())?;
+    let config = args.remote.config(&webhooks).map_err(|e| e.to_string())?;
+    RemoteSources::new(config)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }

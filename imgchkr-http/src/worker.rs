@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use imgchkr_core::MemoryStore;
 use imgchkr_core::{AssetPath, ImageDir, JobId, Policy, Report, ValidationError, run_job};
+use imgchkr_notify::RemoteSources;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info_span, warn};
@@ -26,6 +27,8 @@ pub struct Workers {
     pub webhooks: Arc<dyn Webhooks>,
     /// Where `local` paths resolve.
     pub image_dir: Arc<ImageDir>,
+    /// Reads `url` and `s3` assets; `None` when only `local` is enabled.
+    pub remote: Option<RemoteSources>,
     /// The limits.
     pub policy: Policy,
     /// One permit per blocking probe thread.
@@ -91,22 +94,34 @@ impl Workers {
         .await;
     }
 
-    /// Probes and checks the image off the reactor, holding a probe slot.
+    /// Probes and checks the image, holding a probe slot: `local` off the reactor on the
+    /// blocking pool, `url` and `s3` through the remote sources (async).
     async fn validate(&self, asset: AssetPath) -> Report {
         let Ok(_slot) = self.probe_slots.acquire().await else {
             return Report::unreachable(read_failed(&asset, "shutting down"));
         };
-        let dir = Arc::clone(&self.image_dir);
         let policy = self.policy;
         let started = Instant::now();
-        let probe = asset.clone();
-        let report = tokio::task::spawn_blocking(move || match &probe {
-            AssetPath::Local { path } => dir.validate(path, &policy),
-            other => Report::unreachable(read_failed(other, "unsupported location")),
-        })
-        .await;
+        let report = match &asset {
+            AssetPath::Local { .. } => {
+                let dir = Arc::clone(&self.image_dir);
+                let probe = asset.clone();
+                tokio::task::spawn_blocking(move || match &probe {
+                    AssetPath::Local { path } => dir.validate(path, &policy),
+                    other => Report::unreachable(read_failed(other, "unsupported location")),
+                })
+                .await
+                .unwrap_or_else(|_| Report::unreachable(read_failed(&asset, "validation aborted")))
+            }
+            AssetPath::Url { .. } | AssetPath::S3 { .. } => match &self.remote {
+                Some(remote) => remote.validate(&asset, &policy).await,
+                None => Report::unreachable(read_failed(&asset, "unsupported location")),
+            },
+            #[allow(unreachable_patterns)]
+            _ => Report::unreachable(read_failed(&asset, "unsupported location")),
+        };
         metrics::histogram!(m::VALIDATION_SECONDS).record(started.elapsed().as_secs_f64());
-        report.unwrap_or_else(|_| Report::unreachable(read_failed(&asset, "validation aborted")))
+        report
     }
 
     /// Stops taking new jobs and waits, up to `timeout`, for the queued and in-flight ones to

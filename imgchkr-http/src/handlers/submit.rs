@@ -9,16 +9,13 @@ use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, RETRY_AFTER};
 use hyper::{Request, StatusCode};
 use imgchkr_core::store::Inserted;
-use imgchkr_core::{Event, FieldErrors, Job, JobId, StoreError, Submission};
+use imgchkr_core::{AssetPath, Event, FieldErrors, Job, JobId, StoreError, Submission};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::app::App;
 use crate::metrics as m;
 use crate::response::{self, Resp};
-
-/// The `assetPath.location` values this server resolves.
-const LOCATIONS: &[&str] = &["local"];
 
 /// Namespace of ids derived from an `Idempotency-Key` (UUID v5 of `tenant \n key`).
 const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_3c2e_9a4d_4e0b_8f7a_2d5c_1e9b_0a37);
@@ -39,7 +36,7 @@ pub async fn submit(app: &App, tenant: Option<String>, request: Request<Incoming
         Ok(body) => body,
         Err(refusal) => return *refusal,
     };
-    let submission = match Submission::from_json(&body, LOCATIONS) {
+    let submission = match Submission::from_json(&body, &app.locations) {
         Ok(submission) => submission,
         Err(errors) => return response::errors(StatusCode::BAD_REQUEST, &errors),
     };
@@ -226,9 +223,15 @@ fn human(d: Duration) -> String {
     format!("{} s", d.as_secs_f64())
 }
 
-/// Asks the notifier whether it would send to each URL; refusals name the field.
+/// Asks the remote sources whether a `url` asset may be fetched, and the notifier whether it
+/// would send to each URL; refusals name the field.
 async fn check_destinations(app: &App, submission: &Submission) -> Result<(), FieldErrors> {
     let mut errors = FieldErrors::default();
+    if let (AssetPath::Url { path }, Some(remote)) = (&submission.asset_path, &app.workers.remote)
+        && let Err(text) = remote.check_url(path).await
+    {
+        errors.add("assetPath.path", text);
+    }
     for event in [Event::OnStart, Event::OnSuccess, Event::OnFailure] {
         let url = submission.notification_urls.get(event);
         if let Err(text) = app.workers.webhooks.check_destination(url).await {

@@ -1,0 +1,133 @@
+//! Remote image locations end to end: `--locations local,url` with a loopback HTTP server
+//! that honours `Range`, and the refusal of a location that is not enabled.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+
+use common::{Receiver, Server, jpeg_header};
+use serde_json::json;
+
+/// Serves `body` at every path, answering `Range: bytes=a-b` with 206 and `Content-Range`.
+fn range_server(body: Vec<u8>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                loop {
+                    let mut range = None;
+                    let mut first = String::new();
+                    if reader.read_line(&mut first).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let line = line.trim_end();
+                        if line.is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = line.split_once(':')
+                            && k.eq_ignore_ascii_case("range")
+                        {
+                            range = v.trim().strip_prefix("bytes=").map(str::to_owned);
+                        }
+                    }
+                    let total = body.len();
+                    let (status, extra, slice) = match range.and_then(|r| {
+                        let (a, b) = r.split_once('-')?;
+                        let a: usize = a.parse().ok()?;
+                        let b: usize = b.parse().unwrap_or(total - 1).min(total - 1);
+                        (a < total).then_some((a, b))
+                    }) {
+                        Some((a, b)) => (
+                            "206 Partial Content",
+                            format!("content-range: bytes {a}-{b}/{total}\r\n"),
+                            &body[a..=b],
+                        ),
+                        None => ("200 OK", String::new(), &body[..]),
+                    };
+                    let head = format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: image/jpeg\r\n{extra}content-length: {}\r\n\r\n",
+                        slice.len()
+                    );
+                    if stream.write_all(head.as_bytes()).is_err()
+                        || stream.write_all(slice).is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn url_asset_is_read_with_ranges_and_fails_on_dimensions() {
+    let hooks = Receiver::start();
+    let images = range_server(jpeg_header(1800, 1200));
+    let server = Server::start(&["--locations", "local,url"]);
+    let mut body = hooks.submission("unused");
+    body["assetPath"] = json!({"location": "url", "path": format!("http://{images}/a.jpg")});
+    let r = server.submit(&body);
+    assert_eq!(r.status, 202, "{}", r.body_text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+
+    let errors = json!({"image": ["Image width exceeds maximum (1800/1000)",
+                                  "Image height exceeds maximum (1200/1000)"]});
+    let got = hooks.wait_hooks(&id, 2);
+    assert_eq!(got[0].path, "onStart");
+    assert_eq!(got[1].path, "onFailure");
+    assert_eq!(
+        got[1].body,
+        json!({"id": id, "state": "failed", "errors": errors})
+    );
+    let job = server.wait_final(&id);
+    assert_eq!(job["state"], "failed");
+    assert_eq!(job["errors"], errors);
+
+    // `local` still works next to it.
+    server.write("b.jpg", &jpeg_header(1800, 1200));
+    let r = server.submit(&hooks.submission("b.jpg"));
+    assert_eq!(r.status, 202, "{}", r.body_text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(server.wait_final(&id)["errors"], errors);
+}
+
+#[test]
+fn a_location_not_enabled_is_refused_with_400() {
+    let hooks = Receiver::start();
+    let server = Server::start(&[]);
+    let mut body = hooks.submission("unused");
+    body["assetPath"] = json!({"location": "url", "path": "http://127.0.0.1:9/a.jpg"});
+    let r = server.submit(&body);
+    assert_eq!(r.status, 400, "{}", r.body_text());
+    assert!(
+        r.json()["errors"]["assetPath.location"].is_array(),
+        "{}",
+        r.body_text()
+    );
+}
+
+#[test]
+fn a_refused_url_destination_is_a_400_on_asset_path() {
+    let hooks = Receiver::start();
+    let server = Server::start(&["--locations", "url,local", "--notify-deny-private"]);
+    let mut body = hooks.submission("unused");
+    body["assetPath"] = json!({"location": "url", "path": "http://10.0.0.1/a.jpg"});
+    let r = server.submit(&body);
+    assert_eq!(r.status, 400, "{}", r.body_text());
+    assert!(
+        r.json()["errors"]["assetPath.path"].is_array(),
+        "{}",
+        r.body_text()
+    );
+}
