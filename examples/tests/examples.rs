@@ -1,0 +1,338 @@
+//! Runs the built example binaries (`cargo test` builds the package's examples) against real
+//! inputs: files, loopback HTTP, and the full service. Every wait is bounded; every child
+//! process is killed by a guard.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// target/debug/deps/<test> → target/debug/examples/<name>.
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join("examples").join(name);
+    assert!(path.is_file(), "{} not built", path.display());
+    path
+}
+
+/// A running child, killed on drop, its stdout read line by line on a thread.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn spawn(mut command: Command) -> Running {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn example");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (bounded) for a line satisfying `matches`, returning it.
+    fn wait_line(&mut self, what: &str, matches: impl Fn(&str) -> bool) -> String {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if matches(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no line {what} within {DEADLINE:?}; saw {:?}", self.seen),
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a command to completion within the deadline: (status, stdout).
+fn run_bounded(command: Command) -> (ExitStatus, String) {
+    let mut running = Running::spawn(command);
+    let end = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = running.child.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(Instant::now() < end, "example did not finish in time");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = Vec::new();
+    while let Ok(line) = running.lines.recv_timeout(Duration::from_secs(2)) {
+        out.push(line);
+    }
+    (status, out.join("\n"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// A minimal HTTP/1.1 POST over loopback: (status, body).
+fn post(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(DEADLINE))?;
+    stream.set_write_timeout(Some(DEADLINE))?;
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+fn signed_post(addr: SocketAddr, path: &str, id: &str, body: &str, secret: &str) -> u16 {
+    let ts = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let signature = standardwebhooks::Webhook::new(secret)
+        .expect("secret")
+        .sign(id, ts, body.as_bytes())
+        .expect("sign");
+    let ts = ts.to_string();
+    let headers = [
+        ("webhook-id", id),
+        ("webhook-timestamp", ts.as_str()),
+        ("webhook-signature", signature.as_str()),
+    ];
+    post(addr, path, &headers, body).expect("post").0
+}
+
+fn jpeg(path: &Path, width: u32, height: u32) {
+    image::RgbImage::new(width, height)
+        .save_with_format(path, image::ImageFormat::Jpeg)
+        .expect("write jpeg");
+}
+
+/// Starts webhook_receiver on a free port and waits for its `listening on` line.
+fn receiver(secret: Option<&str>) -> (Running, SocketAddr) {
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut command = Command::new(example("webhook_receiver"));
+    command.args(["--listen", &addr.to_string()]);
+    if let Some(secret) = secret {
+        command.args(["--secret", secret]);
+    }
+    let mut running = Running::spawn(command);
+    let line = running.wait_line("listening", |l| l.starts_with("listening on "));
+    assert_eq!(line, format!("listening on {addr}"));
+    (running, addr)
+}
+
+#[test]
+fn validate_files_prints_verdicts_and_exit_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    jpeg(&dir.path().join("ok.jpg"), 1500, 100);
+    image::RgbImage::new(30, 20)
+        .save_with_format(dir.path().join("ok.png"), image::ImageFormat::Png)
+        .expect("png");
+    jpeg(&dir.path().join("wide.jpg"), 2500, 100);
+    image::RgbImage::new(8, 8)
+        .save_with_format(dir.path().join("a.gif"), image::ImageFormat::Gif)
+        .expect("gif");
+
+    let run = |paths: &[&str]| {
+        let mut command = Command::new(example("validate_files"));
+        command.current_dir(dir.path()).args(paths);
+        run_bounded(command)
+    };
+
+    let (status, out) = run(&["ok.jpg", "ok.png"]);
+    assert_eq!(status.code(), Some(0), "{out}");
+    assert_eq!(
+        out,
+        "ok.jpg: valid (jpeg 1500x100)\nok.png: valid (png 30x20)"
+    );
+
+    let (status, out) = run(&["ok.jpg", "wide.jpg", "a.gif", "missing.jpg"]);
+    assert_eq!(status.code(), Some(1), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert_eq!(lines[0], "ok.jpg: valid (jpeg 1500x100)");
+    assert_eq!(
+        lines[1],
+        "wide.jpg: invalid: Image width exceeds maximum (2500/2000)"
+    );
+    assert!(
+        lines[2].starts_with("a.gif: invalid: ") && lines[2].contains("gif"),
+        "{out}"
+    );
+    assert_eq!(
+        lines[3],
+        "missing.jpg: invalid: File not found: missing.jpg"
+    );
+
+    let (status, _) = run(&[]);
+    assert_eq!(status.code(), Some(2));
+}
+
+#[test]
+fn webhook_receiver_verifies_deduplicates_and_prints() {
+    let (mut rx, addr) = receiver(Some(SECRET));
+    let start = r#"{"id":"00000000-0000-0000-0000-000000000001","state":"started"}"#;
+    let done = r#"{"id":"00000000-0000-0000-0000-000000000001","state":"success"}"#;
+
+    assert_eq!(
+        signed_post(addr, "/print/onStart", "msg_1", start, SECRET),
+        200
+    );
+    // A redelivery (same webhook-id) is acknowledged but not printed again.
+    assert_eq!(
+        signed_post(addr, "/print/onStart", "msg_1", start, SECRET),
+        200
+    );
+    // Signed with another key, or not signed: refused.
+    let other = "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    assert_eq!(
+        signed_post(addr, "/print/onSuccess", "msg_x", done, other),
+        401
+    );
+    let unsigned = post(addr, "/print/onSuccess", &[("webhook-id", "msg_y")], done);
+    assert_eq!(unsigned.expect("post").0, 401);
+    assert_eq!(
+        signed_post(addr, "/print/onSuccess", "msg_2", done, SECRET),
+        200
+    );
+
+    rx.wait_line("onSuccess", |l| l.starts_with("/print/onSuccess "));
+    assert_eq!(
+        rx.seen,
+        [
+            format!("listening on {addr}"),
+            format!("/print/onStart {start}"),
+            format!("/print/onSuccess {done}"),
+        ]
+    );
+}
+
+#[test]
+fn custom_notifier_records_both_sinks() {
+    let (mut rx, addr) = receiver(None);
+    let mut command = Command::new(example("custom_notifier"));
+    command.arg(format!("http://{addr}/print"));
+    let (status, out) = run_bounded(command);
+    assert!(status.success(), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 5, "{out}");
+    assert!(lines[0].starts_with("event onStart {") && lines[0].contains(r#""state":"started""#));
+    assert!(lines[1].starts_with("event onFailure {"), "{out}");
+    assert!(
+        lines[1].contains("Image width exceeds maximum (1200/1000)"),
+        "{out}"
+    );
+    assert_eq!(lines[2], "job state failed");
+    assert_eq!(lines[3], "delivery onStart delivered attempts=1 error=-");
+    assert_eq!(lines[4], "delivery onFailure delivered attempts=1 error=-");
+
+    rx.wait_line("onStart", |l| l.starts_with("/print/onStart "));
+    rx.wait_line("onFailure", |l| l.starts_with("/print/onFailure "));
+}
+
+#[test]
+fn server_sends_signed_webhooks_to_the_receiver() {
+    let (mut rx, hook) = receiver(Some(SECRET));
+    let images = tempfile::tempdir().expect("tempdir");
+    jpeg(&images.path().join("big.jpg"), 1200, 800);
+
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut command = Command::new(example("server"));
+    command
+        .arg(addr.to_string())
+        .current_dir(images.path())
+        .env("IMGCHKR_WEBHOOK_SECRET", SECRET)
+        .env("RUST_LOG", "warn");
+    let _server = Running::spawn(command);
+
+    let payload = format!(
+        r#"{{"assetPath": {{"location": "local", "path": "big.jpg"}},
+            "notifications": {{"onStart": "http://{hook}/print/onStart",
+                               "onSuccess": "http://{hook}/print/onSuccess",
+                               "onFailure": "http://{hook}/print/onFailure"}}}}"#
+    );
+    let end = Instant::now() + DEADLINE;
+    let (status, body) = loop {
+        match post(addr, "/assets/image", &[], &payload) {
+            Ok(answer) => break answer,
+            Err(e) => {
+                assert!(Instant::now() < end, "server not up: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    assert_eq!(status, 202, "{body}");
+    let accepted: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let id = accepted["id"].as_str().expect("id").to_owned();
+    assert_eq!(accepted["state"], "queued");
+
+    let line = rx.wait_line("onStart", |l| l.starts_with("/print/onStart "));
+    let started: serde_json::Value =
+        serde_json::from_str(line.trim_start_matches("/print/onStart ")).expect("json");
+    assert_eq!(started, serde_json::json!({"id": id, "state": "started"}));
+
+    let line = rx.wait_line("onFailure", |l| l.starts_with("/print/onFailure "));
+    let failed: serde_json::Value =
+        serde_json::from_str(line.trim_start_matches("/print/onFailure ")).expect("json");
+    assert_eq!(
+        failed,
+        serde_json::json!({"id": id, "state": "failed", "errors": {"image": [
+            "Image width exceeds maximum (1200/1000)"
+        ]}})
+    );
+}
