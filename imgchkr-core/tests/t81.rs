@@ -313,6 +313,20 @@ fn frame_header_fields_are_checked_against_table_b2() {
             factors: 0x50
         })
     );
+    let dup = [8, 0, 1, 0, 1, 2, 7, 0x11, 0, 7, 0x11, 0];
+    assert_eq!(
+        probe(&jpeg(&[&segment(0xC0, &dup)])),
+        malformed(HeaderError::DuplicateComponent { component: 7 })
+    );
+    let mut lossless = frame_payload(8, 1, 1, 1);
+    lossless[8] = 1;
+    assert_eq!(
+        probe(&jpeg(&[&segment(0xC3, &lossless)])),
+        malformed(HeaderError::BadQuantTable {
+            component: 1,
+            table: 1
+        })
+    );
     payload[7] = 0x11;
     payload[8] = 4;
     assert_eq!(

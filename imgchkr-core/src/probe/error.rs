@@ -102,6 +102,12 @@ pub enum HeaderError {
         /// Tqi.
         table: u8,
     },
+    /// Two components of one frame header share an identifier.
+    #[error("duplicate component identifier {component}")]
+    DuplicateComponent {
+        /// The repeated identifier (Ci).
+        component: u8,
+    },
     /// The input ends inside a fixed-size header (PNG, GIF, WebP, BMP).
     #[error("truncated header")]
     TruncatedHeader,

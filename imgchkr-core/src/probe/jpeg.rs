@@ -23,6 +23,8 @@ pub(crate) struct Walker {
     dhp: Option<(u16, u16)>,
     /// The frame header being read.
     frame: Frame,
+    /// Component identifiers seen in this frame header (a 256-bit set: no allocation).
+    seen: [u64; 4],
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +60,7 @@ impl Walker {
             at: At::Marker,
             dhp: None,
             frame: Frame::default(),
+            seen: [0; 4],
         }
     }
 
@@ -167,6 +170,7 @@ impl Walker {
                 frame.width = u16::from_be_bytes([token[3], token[4]]);
                 frame.components = token[5];
                 frame.check()?;
+                self.seen = [0; 4];
                 *pos += 6;
                 self.at = At::Component {
                     left: frame.components,
@@ -177,9 +181,18 @@ impl Walker {
                 if !(1..=4).contains(&(factors >> 4)) || !(1..=4).contains(&(factors & 0x0F)) {
                     return Err(HeaderError::BadSamplingFactor { component, factors });
                 }
-                if table > 3 {
+                // Tq is 0–3, and 0 in lossless frames, which have no quantization (B.2.2).
+                let lossless =
+                    JpegFrame::kind(self.frame.marker).is_some_and(|k| k.0 == Process::Lossless);
+                if table > 3 || (lossless && table != 0) {
                     return Err(HeaderError::BadQuantTable { component, table });
                 }
+                // Each component identifier appears once in a frame header (B.2.2).
+                let (word, bit) = (usize::from(component / 64), 1u64 << (component % 64));
+                if self.seen[word] & bit != 0 {
+                    return Err(HeaderError::DuplicateComponent { component });
+                }
+                self.seen[word] |= bit;
                 *pos += 3;
                 if left > 1 {
                     self.at = At::Component { left: left - 1 };
