@@ -13,6 +13,8 @@ use crate::worker::Workers;
 pub struct App {
     /// The store, queue and notifier, shared with the workers.
     pub workers: Arc<Workers>,
+    /// Whether this process runs workers (`serve`), rather than only the API (`api`).
+    pub runs_workers: bool,
     /// Who may call /assets.
     pub auth: Auth,
     /// Largest accepted request body.
@@ -28,11 +30,11 @@ pub struct App {
 impl App {
     /// Why the service is not ready to accept jobs, if it is not.
     pub fn not_ready(&self) -> Option<&'static str> {
-        if !self.workers.alive.load(Ordering::SeqCst) {
+        if self.runs_workers && !self.workers.alive.load(Ordering::SeqCst) {
             Some("workers stopped")
-        } else if self.workers.queue.is_closed() {
+        } else if self.workers.backend.is_closed() {
             Some("shutting down")
-        } else if self.workers.queue.is_full() {
+        } else if self.workers.backend.is_full() {
             Some("queue full")
         } else {
             None

@@ -29,8 +29,12 @@ impl Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP service (the default).
+    /// Run the HTTP service and its workers (the default).
     Serve(Box<ServeArgs>),
+    /// Run only the HTTP API; jobs go to Redis for `imgchkr worker` processes (needs --redis).
+    Api(Box<ServeArgs>),
+    /// Run only workers taking jobs from Redis; no HTTP listener (needs --redis).
+    Worker(Box<ServeArgs>),
     /// Validate local files with the service's rules and texts; exit 0 if all are valid,
     /// 1 if any is invalid, 2 on a usage error.
     Check(CheckArgs),
@@ -132,6 +136,15 @@ pub struct ServeArgs {
     /// Log line format (filter with RUST_LOG, default info).
     #[arg(long, env = "IMGCHKR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+    /// Store and queue jobs in this Redis (`redis://[user:pass@]host:port[/db]`), shared by
+    /// `api` and `worker` processes. Unset: in memory (`serve` only).
+    #[arg(
+        long,
+        env = "IMGCHKR_REDIS",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub redis: Option<String>,
     /// Webhook delivery settings.
     #[command(flatten)]
     pub webhooks: imgchkr_notify::WebhookArgs,

@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod backend;
 pub mod check;
 pub mod cli;
 pub mod handlers;

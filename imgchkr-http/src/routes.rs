@@ -100,8 +100,8 @@ async fn dispatch(app: &App, route: Route<'_>, request: Request<Incoming>) -> Re
     let query = request.uri().query();
     match route {
         Route::Images if method == Method::POST => submit::submit(app, tenant, request).await,
-        Route::Images | Route::Assets => list::list(app, tenant.as_deref(), query),
-        Route::Job(id) => get::get(app, tenant.as_deref(), id),
+        Route::Images | Route::Assets => list::list(app, tenant.as_deref(), query).await,
+        Route::Job(id) => get::get(app, tenant.as_deref(), id).await,
         _ => response::error(StatusCode::NOT_FOUND, "path", "No such resource."),
     }
 }

@@ -13,14 +13,31 @@ use tracing::{error, info, warn};
 
 use crate::app::App;
 use crate::auth::Auth;
+use crate::backend::Backend;
 use crate::cli::ServeArgs;
 use crate::queue::MemoryQueue;
+use crate::redis::RedisConfig;
 use crate::server::{self, HttpConfig};
 use crate::webhooks::Webhooks;
 use crate::worker::Workers;
 
+/// Which parts of the service this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// HTTP API and workers (in memory, or on Redis with `--redis`).
+    Serve,
+    /// HTTP API only; jobs go to Redis.
+    Api,
+    /// Workers only, taking jobs from Redis; no listener.
+    Worker,
+}
+
 /// Runs the service until a signal; returns the process exit status.
-pub async fn run(args: ServeArgs) -> u8 {
+pub async fn run(args: ServeArgs, role: Role) -> u8 {
+    if role != Role::Serve && args.redis.is_none() {
+        error!("`api` and `worker` need --redis (IMGCHKR_REDIS): they share jobs through it");
+        return 2;
+    }
     let metrics = match crate::metrics::install() {
         Ok(handle) => {
             tokio::spawn(crate::metrics::upkeep(handle.clone()));
@@ -54,15 +71,40 @@ pub async fn run(args: ServeArgs) -> u8 {
     };
     let max_jobs = u32::try_from(args.max_concurrent_jobs.clamp(1, Semaphore::MAX_PERMITS))
         .unwrap_or(u32::MAX);
+    let retention = Retention {
+        max_age: args.job_retention,
+        max_jobs: args.max_jobs,
+    };
+    let backend = match &args.redis {
+        None => Backend::Memory {
+            store: Arc::new(MemoryStore::new(retention)),
+            queue: Arc::new(MemoryQueue::new(
+                args.queue_capacity,
+                args.tenant_queue_share(),
+            )),
+        },
+        Some(url) => {
+            let mut config = RedisConfig::new(url.clone());
+            config.capacity = args.queue_capacity;
+            config.per_tenant = args.tenant_queue_share();
+            config.retention = retention;
+            match crate::redis::connect(config).await {
+                Ok((store, queue)) => {
+                    crate::redis::describe_metrics();
+                    Backend::Redis {
+                        store,
+                        queue: Arc::new(queue),
+                    }
+                }
+                Err(e) => {
+                    error!(error = %e, "cannot connect to Redis");
+                    return 2;
+                }
+            }
+        }
+    };
     let workers = Arc::new(Workers {
-        store: Arc::new(MemoryStore::new(Retention {
-            max_age: args.job_retention,
-            max_jobs: args.max_jobs,
-        })),
-        queue: Arc::new(MemoryQueue::new(
-            args.queue_capacity,
-            args.tenant_queue_share(),
-        )),
+        backend,
         webhooks,
         image_dir,
         remote,
@@ -72,6 +114,9 @@ pub async fn run(args: ServeArgs) -> u8 {
         max_jobs,
         alive: Arc::new(AtomicBool::new(false)),
     });
+    if role == Role::Worker {
+        return run_workers_only(&workers, args.drain_timeout).await;
+    }
     let listener = match TcpListener::bind(args.listen).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -79,9 +124,10 @@ pub async fn run(args: ServeArgs) -> u8 {
             return 2;
         }
     };
-    let dispatcher = workers.spawn();
+    let dispatcher = (role == Role::Serve).then(|| workers.spawn());
     let app = Arc::new(App {
         workers: Arc::clone(&workers),
+        runs_workers: role == Role::Serve,
         auth: Auth::new(&args.auth_tokens),
         max_body_bytes: args.max_body_bytes,
         body_read_timeout: args.body_read_timeout,
@@ -102,20 +148,40 @@ pub async fn run(args: ServeArgs) -> u8 {
         close_timeout: args.drain_timeout.min(Duration::from_secs(5)),
     };
     server::serve(listener, app, http, crate::shutdown::signal_received()).await;
+    match dispatcher {
+        Some(dispatcher) => drain(&workers, dispatcher, args.drain_timeout).await,
+        None => workers.backend.close(),
+    }
+    info!("stopped");
+    0
+}
+
+/// `imgchkr worker`: the dispatcher alone, until a signal.
+async fn run_workers_only(workers: &Arc<Workers>, drain_timeout: Duration) -> u8 {
+    let dispatcher = workers.spawn();
     info!(
-        queued = workers.queue.len(),
-        drain_timeout_secs = args.drain_timeout.as_secs_f64(),
+        workers = workers.probe_slots.available_permits(),
+        "worker started"
+    );
+    crate::shutdown::signal_received().await;
+    drain(workers, dispatcher, drain_timeout).await;
+    info!("stopped");
+    0
+}
+
+async fn drain(workers: &Workers, dispatcher: tokio::task::JoinHandle<()>, timeout: Duration) {
+    info!(
+        queued = workers.backend.local_len(),
+        drain_timeout_secs = timeout.as_secs_f64(),
         "stopped accepting; draining jobs"
     );
-    let abandoned = workers.drain(dispatcher, args.drain_timeout).await;
+    let abandoned = workers.drain(dispatcher, timeout).await;
     if abandoned > 0 {
         warn!(
             abandoned,
             "drain timeout: jobs still queued or running are lost"
         );
     }
-    info!("stopped");
-    0
 }
 
 /// The webhook sender: one shared client for every job (pooled connections).

@@ -6,23 +6,26 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use imgchkr_core::MemoryStore;
-use imgchkr_core::{AssetPath, ImageDir, JobId, Policy, Report, ValidationError, run_job};
+use imgchkr_core::store::Lease;
+use imgchkr_core::{
+    AssetPath, ImageDir, Job, JobId, JobQueue, JobState, Policy, Report, StoreError,
+    ValidationError, run_job,
+};
 use imgchkr_notify::RemoteSources;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info_span, warn};
 
+use crate::redis::RedisQueue;
+
+use crate::backend::Backend;
 use crate::metrics as m;
-use crate::queue::MemoryQueue;
 use crate::webhooks::Webhooks;
 
 /// Everything a job needs to run.
 pub struct Workers {
-    /// Where jobs are recorded.
-    pub store: Arc<MemoryStore>,
-    /// Where jobs wait.
-    pub queue: Arc<MemoryQueue>,
+    /// Where jobs are recorded and wait.
+    pub backend: Backend,
     /// Sends the webhooks.
     pub webhooks: Arc<dyn Webhooks>,
     /// Where `local` paths resolve.
@@ -53,15 +56,22 @@ impl Workers {
     }
 
     async fn dispatch(self: &Arc<Self>) {
+        match &self.backend {
+            Backend::Memory { queue, .. } => self.dispatch_memory(Arc::clone(queue)).await,
+            Backend::Redis { queue, .. } => self.dispatch_redis(Arc::clone(queue)).await,
+        }
+    }
+
+    async fn dispatch_memory(self: &Arc<Self>, queue: Arc<crate::queue::MemoryQueue>) {
         loop {
             // A slot first, then a job: a job leaves the queue only when it can start.
             let Ok(slot) = Arc::clone(&self.job_slots).acquire_owned().await else {
                 return;
             };
-            let Some((_tenant, id)) = self.queue.pop_wait().await else {
+            let Some((_tenant, id)) = queue.pop_wait().await else {
                 return;
             };
-            metrics::gauge!(m::QUEUE_DEPTH).set(self.queue.len() as f64);
+            metrics::gauge!(m::QUEUE_DEPTH).set(queue.len() as f64);
             let workers = Arc::clone(self);
             tokio::spawn(async move {
                 metrics::gauge!(m::JOBS_IN_FLIGHT).increment(1.0);
@@ -72,26 +82,78 @@ impl Workers {
         }
     }
 
+    /// Leases from Redis: acknowledged only once the job's verdict and final webhook are
+    /// recorded; a lease left unacknowledged is taken over by another worker later.
+    async fn dispatch_redis(self: &Arc<Self>, queue: Arc<RedisQueue>) {
+        loop {
+            let Ok(slot) = Arc::clone(&self.job_slots).acquire_owned().await else {
+                return;
+            };
+            let lease = match queue.pop().await {
+                Ok(Some(lease)) => lease,
+                Ok(None) => return,
+                Err(e) => {
+                    drop(slot);
+                    if queue.is_closed() {
+                        return;
+                    }
+                    warn!(error = %e, "queue unavailable; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let workers = Arc::clone(self);
+            let queue = Arc::clone(&queue);
+            tokio::spawn(async move {
+                metrics::gauge!(m::JOBS_IN_FLIGHT).increment(1.0);
+                workers.run_lease(&queue, lease).await;
+                metrics::gauge!(m::JOBS_IN_FLIGHT).decrement(1.0);
+                drop(slot);
+            });
+        }
+    }
+
+    async fn run_lease(&self, queue: &RedisQueue, lease: Lease) {
+        let done = match self.backend.get(lease.id).await {
+            // Removed (refused at submission) or expired: nothing is owed.
+            Ok(None) => true,
+            Ok(Some(job)) => self.run_recorded(&job).await.is_ok(),
+            Err(e) => {
+                warn!(job_id = %lease.id, error = %e, "job could not be read; left for redelivery");
+                false
+            }
+        };
+        if done && let Err(e) = queue.ack(&lease).await {
+            warn!(job_id = %lease.id, error = %e, "job could not be acknowledged");
+        }
+    }
+
     /// Runs one job: submission → probe → policy → notifier, as core's runner orders it.
     async fn run(&self, id: JobId) {
         // Removed (refused at submission) or expired while waiting: nothing is owed.
-        let Some(job) = self.store.get_now(id) else {
+        let Ok(Some(job)) = self.backend.get(id).await else {
             return;
         };
-        let span = info_span!("job", job_id = %id);
+        let _ = self.run_recorded(&job).await;
+    }
+
+    async fn run_recorded(&self, job: &Job) -> Result<JobState, StoreError> {
+        let span = info_span!("job", job_id = %job.id);
         async {
             debug!("started");
             let validate = self.validate(job.asset_path.clone());
-            match run_job(&job, &*self.store, &*self.webhooks, validate).await {
+            let result = run_job(job, self.backend.store(), &*self.webhooks, validate).await;
+            match &result {
                 Ok(state) => {
                     debug!(state = %state, "finished");
                     metrics::counter!(m::JOBS, "state" => state.name()).increment(1);
                 }
                 Err(e) => warn!(error = %e, "job could not be recorded"),
             }
+            result
         }
         .instrument(span)
-        .await;
+        .await
     }
 
     /// Probes and checks the image, holding a probe slot: `local` off the reactor on the
@@ -127,7 +189,7 @@ impl Workers {
     /// Stops taking new jobs and waits, up to `timeout`, for the queued and in-flight ones to
     /// finish with their webhooks. Returns how many jobs were abandoned (queued or running).
     pub async fn drain(&self, dispatcher: JoinHandle<()>, timeout: Duration) -> usize {
-        self.queue.close();
+        self.backend.close();
         let finished = tokio::time::timeout(timeout, async {
             let _ = dispatcher.await;
             // Every slot back means every job task has ended.
@@ -138,7 +200,7 @@ impl Workers {
             Ok(()) => 0,
             Err(_) => {
                 let running = self.max_jobs as usize - self.job_slots.available_permits();
-                self.queue.len() + running
+                self.backend.local_len() + running
             }
         }
     }

@@ -25,7 +25,7 @@ pub fn readyz(app: &App) -> Resp {
 
 /// The Prometheus exposition.
 pub fn metrics(app: &App) -> Resp {
-    metrics::gauge!(m::QUEUE_DEPTH).set(app.workers.queue.len() as f64);
+    metrics::gauge!(m::QUEUE_DEPTH).set(app.workers.backend.local_len() as f64);
     match &app.metrics {
         Some(handle) => response::text(
             StatusCode::OK,

@@ -21,7 +21,7 @@ struct Page {
 }
 
 /// `?state=failed&limit=50&cursor=<id>`: `{"jobs": [...], "next": "<id>" | null}`.
-pub fn list(app: &App, tenant: Option<&str>, query: Option<&str>) -> Resp {
+pub async fn list(app: &App, tenant: Option<&str>, query: Option<&str>) -> Resp {
     let mut errors = FieldErrors::default();
     let mut page = ListQuery::new(DEFAULT_LIMIT);
     page.tenant = tenant.map(str::to_owned);
@@ -52,7 +52,10 @@ pub fn list(app: &App, tenant: Option<&str>, query: Option<&str>) -> Resp {
     let limit = page.limit;
     // One extra tells whether another page exists.
     page.limit += 1;
-    let mut jobs = app.workers.store.list_now(&page);
+    let mut jobs = match app.workers.backend.list(&page).await {
+        Ok(jobs) => jobs,
+        Err(e) => return crate::handlers::submit::store_error(&e),
+    };
     let next = (jobs.len() > limit).then(|| {
         jobs.truncate(limit);
         jobs.last().map(|job| job.id)

@@ -49,12 +49,18 @@ pub async fn submit(app: &App, tenant: Option<String>, request: Request<Incoming
         .or_else(|| key.map(|key| derived_id(tenant.as_deref(), &key)))
         .unwrap_or_else(JobId::random);
     let queue_tenant = tenant.clone().unwrap_or_default();
-    if !app.workers.queue.has_room(&queue_tenant) {
-        // A resubmission of a known job still gets its answer when the queue is full.
-        if let Some(existing) = app.workers.store.get_now(id) {
-            return resubmitted(&existing, &submission, tenant.as_deref());
+    let backend = &app.workers.backend;
+    match backend.has_room(&queue_tenant).await {
+        Ok(true) => {}
+        Ok(false) => {
+            // A resubmission of a known job still gets its answer when the queue is full.
+            return match backend.get(id).await {
+                Ok(Some(existing)) => resubmitted(&existing, &submission, tenant.as_deref()),
+                Ok(None) => queue_full(),
+                Err(e) => store_error(&e),
+            };
         }
-        return queue_full();
+        Err(e) => return store_error(&e),
     }
 
     let mut job = Job::new(
@@ -63,21 +69,21 @@ pub async fn submit(app: &App, tenant: Option<String>, request: Request<Incoming
         submission.notification_urls.clone(),
     );
     job.tenant = tenant.clone();
-    match app.workers.store.insert_now(job) {
-        Inserted::New => {}
-        Inserted::Existing(existing) => {
+    match backend.insert(job).await {
+        Ok(Inserted::New) => {}
+        Ok(Inserted::Existing(existing)) => {
             return resubmitted(&existing, &submission, tenant.as_deref());
         }
+        Err(e) => return store_error(&e),
         // A store kind this server does not know: refuse rather than guess.
-        _ => return queue_full(),
+        Ok(_) => return queue_full(),
     }
-    if let Err(e) = app.workers.queue.push_now(id, &queue_tenant) {
+    if let Err(e) = backend.push(id, &queue_tenant).await {
         // Nothing queued: the job must not be visible either.
-        app.workers.store.remove(id);
-        return match e {
-            StoreError::Full { .. } => queue_full(),
-            _ => unavailable(),
-        };
+        if let Err(removal) = backend.remove(id).await {
+            tracing::warn!(job_id = %id, error = %removal, "an unqueued job could not be removed");
+        }
+        return store_error(&e);
     }
     accepted(id)
 }
@@ -118,6 +124,27 @@ fn queue_full() -> Resp {
         HeaderValue::from(crate::queue::RETRY_AFTER_SECS),
     );
     response
+}
+
+/// 503 for a store or queue failure: full, shutting down, or the backend unreachable.
+pub fn store_error(e: &StoreError) -> Resp {
+    match e {
+        StoreError::Full { .. } => queue_full(),
+        StoreError::Unavailable(reason) => {
+            tracing::warn!(error = %reason, "job backend unavailable");
+            let mut response = response::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store",
+                "The job store is unavailable; retry later.",
+            );
+            response.headers_mut().insert(
+                RETRY_AFTER,
+                HeaderValue::from(crate::queue::RETRY_AFTER_SECS),
+            );
+            response
+        }
+        _ => unavailable(),
+    }
 }
 
 fn unavailable() -> Resp {

@@ -48,8 +48,13 @@ impl Server {
 
     /// Starts with `RUST_LOG=<log>`.
     pub fn start_env(dir: tempfile::TempDir, extra: &[&str], log: &str) -> Server {
+        Server::start_cmd("serve", dir, extra, log)
+    }
+
+    /// Starts `imgchkr <command>` (`serve` or `api`) with `RUST_LOG=<log>`.
+    pub fn start_cmd(command: &str, dir: tempfile::TempDir, extra: &[&str], log: &str) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_imgchkr"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--image-dir"])
+            .args([command, "--listen", "127.0.0.1:0", "--image-dir"])
             .arg(dir.path())
             .args(extra)
             .env("RUST_LOG", log)
