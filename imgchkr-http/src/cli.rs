@@ -1,4 +1,5 @@
-//! The command line: `imgchkr [serve] [FLAGS]` and `imgchkr check [--json] PATH...`.
+//! The command line: `imgchkr [serve] [FLAGS]`, `imgchkr api|worker --redis URL [FLAGS]` and
+//! `imgchkr check [--json] PATH...`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

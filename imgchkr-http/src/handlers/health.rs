@@ -25,7 +25,10 @@ pub fn readyz(app: &App) -> Resp {
 
 /// The Prometheus exposition.
 pub fn metrics(app: &App) -> Resp {
-    metrics::gauge!(m::QUEUE_DEPTH).set(app.workers.backend.local_len() as f64);
+    // Redis sets the depth gauge itself (on pop), from the shared queue.
+    if let crate::backend::Backend::Memory { queue, .. } = &app.workers.backend {
+        metrics::gauge!(m::QUEUE_DEPTH).set(queue.len() as f64);
+    }
     match &app.metrics {
         Some(handle) => response::text(
             StatusCode::OK,
