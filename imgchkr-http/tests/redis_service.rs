@@ -152,9 +152,36 @@ fn api_and_worker_processes_share_redis() {
     let image_dir = dir.path().to_owned();
     let mut api = Server::start_cmd("api", dir, &["--redis", &redis.url()], "info");
     assert_eq!(api.get("/readyz").status, 200);
-    let _worker = Worker::start(&image_dir, &redis.url());
+    let mut worker = Worker::start(&image_dir, &redis.url());
     seed_example_fails(&api, &hooks);
     assert!(api.terminate().success());
+
+    // The worker drains and exits 0 on SIGTERM.
+    let pid = worker.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = common::wait_for("worker exit", || worker.0.try_wait().unwrap());
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn unreachable_redis_at_startup_exits_2() {
+    let port = common::closed_port().to_string();
+    let started = Instant::now();
+    let status = Command::new(env!("CARGO_BIN_EXE_imgchkr"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--redis"])
+        .arg(format!("redis://127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(2));
+    assert!(started.elapsed() < Duration::from_secs(9));
 }
 
 #[test]
