@@ -1,0 +1,465 @@
+//! `loadgen`: end-to-end load test of `imgchkr serve` over loopback.
+//!
+//! ```text
+//! loadgen (--server PATH_TO_IMGCHKR | --target ADDR) [--jobs N] [--concurrency C]
+//!         [--timeout SECS] [--flood]
+//! ```
+//!
+//! Runs its own webhook receiver (hyper, 127.0.0.1:0, answers 200), submits `N` jobs at a
+//! fixed concurrency over keep-alive connections (half a valid 64x64 JPEG, half a 1800x1200
+//! header-only JPEG that fails the dimension checks) and waits until every accepted job's
+//! final webhook arrived, or the hard timeout. `--flood` submits with high concurrency against
+//! `--queue-capacity 1000` (when it starts the server) and reports the 503 share.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+struct Args {
+    server: Option<PathBuf>,
+    target: Option<SocketAddr>,
+    jobs: usize,
+    concurrency: usize,
+    timeout: Duration,
+    flood: bool,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: loadgen (--server PATH_TO_IMGCHKR | --target ADDR) [--jobs N] \
+         [--concurrency C] [--timeout SECS] [--flood]"
+    );
+    std::process::exit(2)
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        server: None,
+        target: None,
+        jobs: 20_000,
+        concurrency: 0,
+        timeout: Duration::from_secs(60),
+        flood: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut val = || it.next().unwrap_or_else(|| usage());
+        match a.as_str() {
+            "--server" => args.server = Some(PathBuf::from(val())),
+            "--target" => args.target = Some(val().parse().unwrap_or_else(|_| usage())),
+            "--jobs" => args.jobs = val().parse().unwrap_or_else(|_| usage()),
+            "--concurrency" => args.concurrency = val().parse().unwrap_or_else(|_| usage()),
+            "--timeout" => {
+                args.timeout = Duration::from_secs(val().parse().unwrap_or_else(|_| usage()))
+            }
+            "--flood" => args.flood = true,
+            _ => usage(),
+        }
+    }
+    if args.server.is_some() == args.target.is_some() {
+        usage();
+    }
+    if args.concurrency == 0 {
+        args.concurrency = if args.flood { 512 } else { 64 };
+    }
+    args
+}
+
+/// A baseline JPEG whose SOF0 claims `width`x`height` (header-only: the scan is 64x64).
+fn header_only(width: u16, height: u16) -> Vec<u8> {
+    let (mut segments, tail) = imgchkr_benches::split_headers(&imgchkr_benches::baseline(64, 64));
+    let sof = segments
+        .iter_mut()
+        .find(|s| s.0 == 0xC0)
+        .expect("baseline has SOF0");
+    sof.1[1..3].copy_from_slice(&height.to_be_bytes());
+    sof.1[3..5].copy_from_slice(&width.to_be_bytes());
+    let mut out = vec![0xFF, 0xD8];
+    for (marker, payload) in &segments {
+        out.extend(imgchkr_benches::segment(*marker, payload));
+    }
+    out.extend(tail);
+    out
+}
+
+/// The server this run started: its process, its image directory.
+struct Spawned {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Spawned {
+    fn start(bin: &PathBuf, flood: bool) -> (Spawned, SocketAddr) {
+        let dir = std::env::temp_dir().join(format!("loadgen-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create image dir");
+        std::fs::write(dir.join("ok.jpg"), imgchkr_benches::baseline(64, 64)).expect("write");
+        std::fs::write(dir.join("big.jpg"), header_only(1800, 1200)).expect("write");
+        let mut cmd = Command::new(bin);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--log-format", "text"])
+            .arg("--image-dir")
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if flood {
+            cmd.args(["--queue-capacity", "1000"]);
+        }
+        let mut child = cmd.spawn().expect("start server");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(at) = line.find("listening addr=") {
+                    let rest = &line[at + "listening addr=".len()..];
+                    let addr = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .trim_matches('"');
+                    if let (Some(tx), Ok(addr)) = (tx.take(), addr.parse::<SocketAddr>()) {
+                        let _ = tx.send(addr);
+                    }
+                }
+                // Keep draining so the server never blocks on a full pipe.
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("server did not report `listening addr=` within 20 s");
+        (Spawned { child, dir }, addr)
+    }
+
+    /// Peak RSS in KiB (VmHWM), read before the server is stopped.
+    fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+struct Rec {
+    submit: Option<Instant>,
+    start: Option<Instant>,
+    fin: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Shared {
+    recs: Mutex<HashMap<String, Rec>>,
+    finals: AtomicUsize,
+    starts: AtomicUsize,
+    hooks_unknown: AtomicUsize,
+}
+
+async fn hook(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let now = Instant::now();
+    let body = req.into_body().collect().await.map(|b| b.to_bytes());
+    if let Ok(body) = body
+        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body)
+    {
+        let id = v.get("id").and_then(|x| x.as_str());
+        let state = v.get("state").and_then(|x| x.as_str());
+        if let (Some(id), Some(state)) = (id, state) {
+            let mut recs = shared.recs.lock().expect("lock");
+            let rec = recs.entry(id.to_owned()).or_default();
+            match state {
+                "started" => {
+                    if rec.start.is_none() {
+                        rec.start = Some(now);
+                        shared.starts.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                _ => {
+                    if rec.fin.is_none() {
+                        rec.fin = Some(now);
+                        shared.finals.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        } else {
+            shared.hooks_unknown.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Ok(Response::new(Full::new(Bytes::new())))
+}
+
+async fn start_receiver(shared: Arc<Shared>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind receiver");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| hook(shared.clone(), req));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[derive(Default)]
+struct Outcome {
+    accepted: Vec<Duration>,
+    rejected_503: Vec<Duration>,
+    other_status: usize,
+    transport_errors: usize,
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let args = parse_args();
+    let (spawned, target) = match (&args.server, args.target) {
+        (Some(bin), _) => {
+            let (s, a) = Spawned::start(bin, args.flood);
+            (Some(s), a)
+        }
+        (None, Some(a)) => (None, a),
+        _ => usage(),
+    };
+    let shared = Arc::new(Shared::default());
+    let hook_addr = start_receiver(shared.clone()).await;
+    let bodies: Vec<Bytes> = ["ok.jpg", "big.jpg"]
+        .iter()
+        .map(|p| {
+            Bytes::from(
+                serde_json::json!({
+                    "assetPath": {"location": "local", "path": p},
+                    "notifications": {
+                        "onStart": format!("http://{hook_addr}/onStart"),
+                        "onSuccess": format!("http://{hook_addr}/onSuccess"),
+                        "onFailure": format!("http://{hook_addr}/onFailure"),
+                    }
+                })
+                .to_string(),
+            )
+        })
+        .collect();
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(args.concurrency)
+        .build(connector);
+    let uri: hyper::Uri = format!("http://{target}/assets/image")
+        .parse()
+        .expect("uri");
+
+    let deadline = Instant::now() + args.timeout;
+    let next = Arc::new(AtomicUsize::new(0));
+    let began = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency {
+        let (client, uri, bodies, next, shared) = (
+            client.clone(),
+            uri.clone(),
+            bodies.clone(),
+            next.clone(),
+            shared.clone(),
+        );
+        let jobs = args.jobs;
+        tasks.push(tokio::spawn(async move {
+            let mut out = Outcome::default();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= jobs || Instant::now() >= deadline {
+                    break;
+                }
+                let req = Request::post(uri.clone())
+                    .header(hyper::header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(bodies[i % 2].clone()))
+                    .expect("request");
+                let t0 = Instant::now();
+                let res = match client.request(req).await {
+                    Ok(res) => res,
+                    Err(_) => {
+                        out.transport_errors += 1;
+                        continue;
+                    }
+                };
+                let status = res.status();
+                let body = res.into_body().collect().await.map(|b| b.to_bytes());
+                let took = t0.elapsed();
+                match (status, body) {
+                    (StatusCode::ACCEPTED, Ok(body)) => {
+                        let id = serde_json::from_slice::<serde_json::Value>(&body)
+                            .ok()
+                            .and_then(|v| v.get("id")?.as_str().map(str::to_owned));
+                        match id {
+                            Some(id) => {
+                                shared
+                                    .recs
+                                    .lock()
+                                    .expect("lock")
+                                    .entry(id)
+                                    .or_default()
+                                    .submit = Some(t0);
+                                out.accepted.push(took);
+                            }
+                            None => out.other_status += 1,
+                        }
+                    }
+                    (StatusCode::SERVICE_UNAVAILABLE, Ok(_)) => out.rejected_503.push(took),
+                    (_, Ok(_)) => out.other_status += 1,
+                    (_, Err(_)) => out.transport_errors += 1,
+                }
+            }
+            out
+        }));
+    }
+    let mut all = Outcome::default();
+    for t in tasks {
+        let o = t.await.expect("submit task");
+        all.accepted.extend(o.accepted);
+        all.rejected_503.extend(o.rejected_503);
+        all.other_status += o.other_status;
+        all.transport_errors += o.transport_errors;
+    }
+    let submit_done = began.elapsed();
+    let accepted = all.accepted.len();
+    // Wait for every accepted job's final webhook, or the hard deadline.
+    while shared.finals.load(Ordering::Relaxed) < accepted && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let rss = spawned.as_ref().and_then(Spawned::peak_rss_kib);
+    if let Some(s) = spawned {
+        s.stop();
+    }
+
+    let recs = shared.recs.lock().expect("lock").clone();
+    let mut hook_lat = Vec::new();
+    let mut last_final = began;
+    let (mut missing_start, mut missing_final) = (0, 0);
+    for rec in recs.values() {
+        let Some(submit) = rec.submit else { continue };
+        if rec.start.is_none() {
+            missing_start += 1;
+        }
+        match rec.fin {
+            Some(fin) => {
+                hook_lat.push(fin.saturating_duration_since(submit));
+                last_final = last_final.max(fin);
+            }
+            None => missing_final += 1,
+        }
+    }
+    hook_lat.sort();
+    all.accepted.sort();
+    all.rejected_503.sort();
+    let e2e = last_final.saturating_duration_since(began);
+    let total = accepted + all.rejected_503.len() + all.other_status + all.transport_errors;
+    let mode = if args.flood { "flood" } else { "normal" };
+
+    println!("| metric | value |");
+    println!("|---|---|");
+    println!("| mode | {mode} |");
+    println!("| jobs attempted | {total} (of {} requested) |", args.jobs);
+    println!("| concurrency | {} |", args.concurrency);
+    println!(
+        "| submit phase | {:.3} s ({:.0} submits/s) |",
+        submit_done.as_secs_f64(),
+        total as f64 / submit_done.as_secs_f64()
+    );
+    println!("| accepted (202) | {accepted} |");
+    if args.flood {
+        println!(
+            "| 503 share | {:.1} % ({}) |",
+            100.0 * all.rejected_503.len() as f64 / total.max(1) as f64,
+            all.rejected_503.len()
+        );
+        println!(
+            "| 503 latency p50 / p99 / max | {} / {} / {} |",
+            ms(pct(&all.rejected_503, 0.5)),
+            ms(pct(&all.rejected_503, 0.99)),
+            ms(all.rejected_503.last().copied().unwrap_or_default())
+        );
+    } else {
+        println!("| 503 | {} |", all.rejected_503.len());
+    }
+    println!(
+        "| end-to-end validations/s (final webhooks / first submit→last final) | {:.0} ({} in {:.3} s) |",
+        hook_lat.len() as f64 / e2e.as_secs_f64().max(1e-9),
+        hook_lat.len(),
+        e2e.as_secs_f64()
+    );
+    println!(
+        "| submit latency (202) p50 / p99 / max | {} / {} / {} |",
+        ms(pct(&all.accepted, 0.5)),
+        ms(pct(&all.accepted, 0.99)),
+        ms(all.accepted.last().copied().unwrap_or_default())
+    );
+    println!(
+        "| webhook latency (submit→final) p50 / p99 / max | {} / {} / {} |",
+        ms(pct(&hook_lat, 0.5)),
+        ms(pct(&hook_lat, 0.99)),
+        ms(hook_lat.last().copied().unwrap_or_default())
+    );
+    println!(
+        "| onStart webhooks received | {} |",
+        shared.starts.load(Ordering::Relaxed)
+    );
+    println!(
+        "| errors: other status / transport / missing onStart / missing final / bad webhook | {} / {} / {} / {} / {} |",
+        all.other_status,
+        all.transport_errors,
+        missing_start,
+        missing_final,
+        shared.hooks_unknown.load(Ordering::Relaxed)
+    );
+    match rss {
+        Some(kib) => println!(
+            "| server peak RSS (VmHWM) | {:.1} MiB |",
+            kib as f64 / 1024.0
+        ),
+        None => println!("| server peak RSS (VmHWM) | n/a (--target) |"),
+    }
+}
