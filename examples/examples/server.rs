@@ -35,5 +35,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    ExitCode::from(runtime.block_on(imgchkr_http::service::run(*args)))
+    ExitCode::from(runtime.block_on(imgchkr_http::service::run(
+        *args,
+        imgchkr_http::service::Role::Serve,
+    )))
 }
