@@ -15,11 +15,12 @@
 //! `http://127.0.0.1:9`, where nothing listens: the deliveries fail, which never changes the
 //! verdict). Try it against `cargo run --example webhook_receiver`.
 //!
-//! Embedding a custom notifier in the full HTTP service: `imgchkr_http::service::run` builds
-//! its `WebhookNotifier` itself from `ServeArgs` and takes no notifier, so a custom one cannot
-//! be passed to it. Doing so means re-assembling `service::run` by hand from the public
-//! `imgchkr_http::worker::Workers` (whose `webhooks` field is an `Arc<dyn Webhooks>`, the
-//! notifier plus a submission-time destination check) and `server::serve`.
+//! Embedding a custom notifier in the full HTTP service is not possible through the service's
+//! entry point: `imgchkr_http::service::run(ServeArgs)` builds its `WebhookNotifier` itself
+//! from the arguments and takes no notifier. The service's notifier seam is the public
+//! `imgchkr_http::webhooks::Webhooks` trait (a `Notifier` that can also vet a destination at
+//! submission time); using a custom one means re-assembling `service::run` by hand from the
+//! public `worker` and `server` modules.
 //!
 //! Run it from the workspace root:
 //!
