@@ -53,15 +53,29 @@ pub struct LimitArgs {
     /// Largest allowed height in pixels, inclusive.
     #[arg(long, env = "IMGCHKR_MAX_HEIGHT", default_value_t = imgchkr_core::policy::DEFAULT_MAX_DIMENSION)]
     pub max_height: u32,
+    /// Allowed formats, comma-separated: jpeg, png, gif, webp, bmp. A file in another format
+    /// fails with `Not a JPEG (<found>)` under the default, `Format not allowed (<found>);
+    /// allowed: …` otherwise.
+    #[arg(long, env = "IMGCHKR_FORMATS", default_value = "jpeg")]
+    pub formats: imgchkr_core::Formats,
+    /// How deep to check: `header` (dimensions from the headers only, the default) or
+    /// `decode` (after the header checks pass, decode the whole image and fail corrupt data
+    /// with `Corrupt image data: <reason>`).
+    #[arg(long, env = "IMGCHKR_VERIFY", default_value = "header", value_parser = ["header", "decode"])]
+    pub verify: String,
 }
 
 impl LimitArgs {
-    /// The policy these limits make (JPEG only).
+    /// The policy these limits make.
     pub fn policy(&self) -> Policy {
         let mut policy = Policy::default();
         policy.max_bytes = self.max_bytes;
         policy.max_width = self.max_width;
         policy.max_height = self.max_height;
+        policy.formats = self.formats;
+        if self.verify == "decode" {
+            policy.verify = imgchkr_core::Verify::Decode;
+        }
         policy
     }
 }

@@ -100,3 +100,45 @@ fn exit_statuses_limits_and_human_output() {
     let (code, _, _) = check(dir.path(), &["--bogus", "big.jpg"]);
     assert_eq!(code, Some(2));
 }
+
+#[test]
+fn formats_and_decode_verification_widen_and_deepen_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pic.png"), real_png(5, 4)).unwrap();
+    let jpeg = real_jpeg(64, 48);
+    std::fs::write(dir.path().join("cut.jpg"), &jpeg[..jpeg.len() / 2]).unwrap();
+
+    // Default: JPEG only, yet the PNG's format and dimensions are reported.
+    let (code, out, _) = check(dir.path(), &["--json", "pic.png"]);
+    assert_eq!(code, Some(1));
+    let line: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        line,
+        json!({"path": "pic.png", "valid": false, "format": "png", "width": 5, "height": 4,
+               "errors": ["Not a JPEG (png)"]})
+    );
+    let (code, out, _) = check(dir.path(), &["--json", "--formats", "jpeg,png", "pic.png"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out, _) = check(dir.path(), &["--json", "--formats", "gif,webp", "pic.png"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        out.contains("Format not allowed (png); allowed: gif, webp"),
+        "{out}"
+    );
+    let (code, _, err) = check(dir.path(), &["--formats", "tiff", "pic.png"]);
+    assert_eq!(code, Some(2), "{err}");
+
+    // Header-only passes a JPEG cut inside its scan; --verify decode fails it.
+    let (code, _, _) = check(dir.path(), &["cut.jpg"]);
+    assert_eq!(code, Some(0));
+    let (code, out, _) = check(dir.path(), &["--json", "--verify", "decode", "cut.jpg"]);
+    assert_eq!(code, Some(1));
+    let line: Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(
+        line["errors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("Corrupt image data: "),
+        "{out}"
+    );
+}
