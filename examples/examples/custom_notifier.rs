@@ -16,7 +16,7 @@
 //! verdict). Try it against `cargo run --example webhook_receiver`.
 //!
 //! Embedding a custom notifier in the full HTTP service is not possible through the service's
-//! entry point: `imgchkr_http::service::run(ServeArgs)` builds its `WebhookNotifier` itself
+//! entry point: `imgchkr_http::service::run(ServeArgs, Role)` builds its `WebhookNotifier` itself
 //! from the arguments and takes no notifier. The service's notifier seam is the public
 //! `imgchkr_http::webhooks::Webhooks` trait (a `Notifier` that can also vet a destination at
 //! submission time); using a custom one means re-assembling `service::run` by hand from the

@@ -1,7 +1,7 @@
 //! The smallest program running the imgchkr HTTP service from the library crates (not the
 //! `imgchkr` binary): the configuration is built in code, the image directory is the current
-//! directory, and `imgchkr_http::service::run` serves until Ctrl-C (SIGINT) or SIGTERM, then
-//! drains its jobs and returns.
+//! directory, and `imgchkr_http::service::run` (role `Serve`: HTTP API and in-process workers)
+//! serves until Ctrl-C (SIGINT) or SIGTERM, then drains its jobs and returns.
 //!
 //! Every other setting keeps its default (and its `IMGCHKR_*` environment variable, e.g.
 //! `IMGCHKR_WEBHOOK_SECRET=whsec_…` to sign webhooks). Logs are JSON lines on stderr.
