@@ -10,8 +10,8 @@ use url::Url;
 
 use crate::attempt::{Next, attempt};
 use crate::config::{ConfigError, WebhookConfig};
-use crate::destination::{DestinationPolicy, HostVerdict};
-use crate::resolver::{PolicyResolver, ResolveError, resolve_allowed};
+use crate::destination::DestinationPolicy;
+use crate::resolver::{PolicyResolver, check_url};
 use crate::retry::backoff;
 
 /// An attempt is not started with less time than this left before the deadline: it could
@@ -87,18 +87,9 @@ impl WebhookNotifier {
                 url.scheme()
             ));
         }
-        let policy = &self.inner.policy;
-        match policy.check_host(url) {
-            HostVerdict::Allowed => Ok(()),
-            HostVerdict::Refused(why) => refuse(why),
-            HostVerdict::Resolve { host, named } => {
-                let lookup = resolve_allowed(policy, &host, named);
-                match tokio::time::timeout(self.inner.config.connect_timeout, lookup).await {
-                    Ok(Err(ResolveError::Denied(denied))) => refuse(denied.0),
-                    Ok(Ok(_) | Err(ResolveError::Dns(_))) | Err(_) => Ok(()),
-                }
-            }
-        }
+        check_url(&self.inner.policy, url, self.inner.config.connect_timeout)
+            .await
+            .or_else(refuse)
     }
 
     async fn deliver_within_deadline(&self, n: &Notification) -> DeliveryOutcome {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::destination::DestinationPolicy;
+use crate::destination::{DestinationPolicy, HostVerdict};
 
 /// Every resolved address was refused by the policy; the text says why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +47,26 @@ pub enum ResolveError {
     Dns(DnsFailure),
     /// Addresses came back, none allowed.
     Denied(DestinationDenied),
+}
+
+/// The submission-time check of `url` against `policy`: `Err(why)` when it is refused. With
+/// no policy it answers at once, without DNS. A name that does not resolve now (or not within
+/// `timeout`) is accepted: the policy is enforced again on the addresses connected to later.
+pub async fn check_url(
+    policy: &DestinationPolicy,
+    url: &url::Url,
+    timeout: std::time::Duration,
+) -> Result<(), String> {
+    match policy.check_host(url) {
+        HostVerdict::Allowed => Ok(()),
+        HostVerdict::Refused(why) => Err(why),
+        HostVerdict::Resolve { host, named } => {
+            match tokio::time::timeout(timeout, resolve_allowed(policy, &host, named)).await {
+                Ok(Err(ResolveError::Denied(denied))) => Err(denied.0),
+                Ok(Ok(_) | Err(ResolveError::Dns(_))) | Err(_) => Ok(()),
+            }
+        }
+    }
 }
 
 /// Resolves `host` and keeps the addresses `policy` allows (`named`: the host matched a name

@@ -62,8 +62,8 @@ pub use args::{Location, RemoteArgs};
 
 use crate::allow::AllowRule;
 use crate::config::{ConfigError, MAX_DURATION, WebhookConfig};
-use crate::destination::{DestinationPolicy, HostVerdict};
-use crate::resolver::{ResolveError, resolve_allowed};
+use crate::destination::DestinationPolicy;
+use crate::resolver::check_url;
 
 /// Default bound on one asset's validation, every request and redirect included.
 pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -225,18 +225,9 @@ impl RemoteSources {
         let Some(url) = imgchkr_core::submission::parse_webhook_url(url) else {
             return refuse("not an absolute http or https URL".into());
         };
-        let policy = &self.inner.policy;
-        match policy.check_host(&url) {
-            HostVerdict::Allowed => Ok(()),
-            HostVerdict::Refused(why) => refuse(why),
-            HostVerdict::Resolve { host, named } => {
-                let lookup = resolve_allowed(policy, &host, named);
-                match tokio::time::timeout(self.inner.config.connect_timeout, lookup).await {
-                    Ok(Err(ResolveError::Denied(denied))) => refuse(denied.0),
-                    Ok(Ok(_) | Err(ResolveError::Dns(_))) | Err(_) => Ok(()),
-                }
-            }
-        }
+        check_url(&self.inner.policy, &url, self.inner.config.connect_timeout)
+            .await
+            .or_else(refuse)
     }
 
     /// Validates a `url` or `s3` asset against `policy`, reading only the header bytes the
