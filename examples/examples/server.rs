@@ -1,10 +1,12 @@
 //! The smallest program running the imgchkr HTTP service from the library crates (not the
-//! `imgchkr` binary): the configuration is built in code, the image directory is the current
-//! directory, and `imgchkr_http::service::run` (role `Serve`: HTTP API and in-process workers)
-//! serves until Ctrl-C (SIGINT) or SIGTERM, then drains its jobs and returns.
+//! `imgchkr` binary): the configuration is built in code with `ServeArgs` (the `imgchkr serve`
+//! flags as a struct), the image directory is the current directory, and
+//! `imgchkr_http::service::Service` serves the API with in-process workers until Ctrl-C
+//! (SIGINT) or SIGTERM, then drains its jobs and returns.
 //!
-//! Every other setting keeps its default (and its `IMGCHKR_*` environment variable, e.g.
-//! `IMGCHKR_WEBHOOK_SECRET=whsec_…` to sign webhooks). Logs are JSON lines on stderr.
+//! `ServeArgs::from_env()` starts from the documented defaults plus the `IMGCHKR_*`
+//! environment variables (e.g. `IMGCHKR_WEBHOOK_SECRET=whsec_…` to sign webhooks);
+//! `ServeArgs::default()` ignores the environment. Logs are JSON lines on stderr.
 //!
 //! Run it from the workspace root (the address defaults to 127.0.0.1:8080):
 //!
@@ -14,29 +16,36 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use imgchkr_http::cli::{Cli, Command};
+use imgchkr_http::cli::ServeArgs;
+use imgchkr_http::service::Service;
 
-fn main() -> ExitCode {
-    let listen = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-    // `ServeArgs` is a clap `Args`: parsing a fixed argument list fills every other field
-    // with its documented default.
-    let cli = Cli::parse_from(["server", "--listen", &listen, "--image-dir", "."]);
-    let Command::Serve(args) = cli.into_command() else {
-        return ExitCode::from(2);
-    };
-    imgchkr_http::logging::init(args.log_format);
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
+#[tokio::main]
+async fn main() -> ExitCode {
+    let mut args = match ServeArgs::from_env() {
+        Ok(args) => args,
         Err(e) => {
-            eprintln!("server: cannot start the runtime: {e}");
+            eprintln!("server: {e}");
             return ExitCode::from(2);
         }
     };
-    ExitCode::from(runtime.block_on(imgchkr_http::service::run(
-        *args,
-        imgchkr_http::service::Role::Serve,
-    )))
+    let listen = std::env::args().nth(1);
+    args.listen = match listen.as_deref().unwrap_or("127.0.0.1:8080").parse() {
+        Ok(addr) => addr,
+        Err(e) => {
+            eprintln!("server: invalid address: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    args.image_dir = ".".into();
+    // Any other setting can be changed the same way, e.g. the limits:
+    args.limits.max_bytes = 10 * 1024 * 1024;
+    imgchkr_http::logging::init(args.log_format);
+
+    match Service::new(args).run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("server: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -110,11 +110,22 @@ fn post(
     headers: &[(&str, &str)],
     body: &str,
 ) -> std::io::Result<(u16, String)> {
+    request(addr, "POST", path, headers, body)
+}
+
+/// A minimal HTTP/1.1 exchange over loopback: (status, body).
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(DEADLINE))?;
     stream.set_write_timeout(Some(DEADLINE))?;
     let mut request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n",
         body.len()
     );
@@ -263,26 +274,84 @@ fn webhook_receiver_verifies_deduplicates_and_prints() {
 }
 
 #[test]
-fn custom_notifier_records_both_sinks() {
-    let (mut rx, addr) = receiver(None);
+fn custom_notifier_logs_and_sends_every_event() {
+    let (mut rx, hook) = receiver(None);
+    let images = tempfile::tempdir().expect("tempdir");
+    jpeg(&images.path().join("big.jpg"), 1200, 800);
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let mut command = Command::new(example("custom_notifier"));
-    command.arg(format!("http://{addr}/print"));
-    let (status, out) = run_bounded(command);
-    assert!(status.success(), "{out}");
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 5, "{out}");
-    assert!(lines[0].starts_with("event onStart {") && lines[0].contains(r#""state":"started""#));
-    assert!(lines[1].starts_with("event onFailure {"), "{out}");
-    assert!(
-        lines[1].contains("Image width exceeds maximum (1200/1000)"),
-        "{out}"
-    );
-    assert_eq!(lines[2], "job state failed");
-    assert_eq!(lines[3], "delivery onStart delivered attempts=1 error=-");
-    assert_eq!(lines[4], "delivery onFailure delivered attempts=1 error=-");
+    command
+        .arg(addr.to_string())
+        .current_dir(images.path())
+        .env("RUST_LOG", "warn");
+    let mut service = Running::spawn(command);
 
-    rx.wait_line("onStart", |l| l.starts_with("/print/onStart "));
-    rx.wait_line("onFailure", |l| l.starts_with("/print/onFailure "));
+    let id = submit_when_up(addr, hook, "big.jpg");
+    let line = service.wait_line("onStart", |l| l.starts_with("event onStart "));
+    let started: serde_json::Value =
+        serde_json::from_str(line.trim_start_matches("event onStart ")).expect("json");
+    assert_eq!(started, serde_json::json!({"id": id, "state": "started"}));
+    let line = service.wait_line("onFailure", |l| l.starts_with("event onFailure "));
+    let failed: serde_json::Value =
+        serde_json::from_str(line.trim_start_matches("event onFailure ")).expect("json");
+    assert_eq!(
+        failed,
+        serde_json::json!({"id": id, "state": "failed", "errors": {"image": [
+            "Image width exceeds maximum (1200/1000)"
+        ]}})
+    );
+
+    // The same events went out as webhooks, and their outcomes are what the job records.
+    let sent = |prefix: &'static str, expected: &serde_json::Value| {
+        let expected = expected.clone();
+        move |line: &str| {
+            line.strip_prefix(prefix)
+                .and_then(|body| serde_json::from_str::<serde_json::Value>(body).ok())
+                == Some(expected.clone())
+        }
+    };
+    rx.wait_line("onStart", sent("/print/onStart ", &started));
+    rx.wait_line("onFailure", sent("/print/onFailure ", &failed));
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let (status, body) =
+            request(addr, "GET", &format!("/assets/image/{id}"), &[], "").expect("get");
+        assert_eq!(status, 200, "{body}");
+        let job: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let delivered = job["notifications"]
+            .as_array()
+            .map(|all| all.iter().filter(|n| n["status"] == "delivered").count());
+        if delivered == Some(2) {
+            assert_eq!(job["state"], "failed", "{body}");
+            break;
+        }
+        assert!(Instant::now() < end, "deliveries not recorded: {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Submits `path` with the seed's payload shape, retrying until the service listens; the id.
+fn submit_when_up(addr: SocketAddr, hook: SocketAddr, path: &str) -> String {
+    let payload = format!(
+        r#"{{"assetPath": {{"location": "local", "path": "{path}"}},
+            "notifications": {{"onStart": "http://{hook}/print/onStart",
+                               "onSuccess": "http://{hook}/print/onSuccess",
+                               "onFailure": "http://{hook}/print/onFailure"}}}}"#
+    );
+    let end = Instant::now() + DEADLINE;
+    let (status, body) = loop {
+        match post(addr, "/assets/image", &[], &payload) {
+            Ok(answer) => break answer,
+            Err(e) => {
+                assert!(Instant::now() < end, "service not up: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    assert_eq!(status, 202, "{body}");
+    let accepted: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(accepted["state"], "queued");
+    accepted["id"].as_str().expect("id").to_owned()
 }
 
 #[test]
@@ -299,27 +368,7 @@ fn server_sends_signed_webhooks_to_the_receiver() {
         .env("IMGCHKR_WEBHOOK_SECRET", SECRET)
         .env("RUST_LOG", "warn");
     let _server = Running::spawn(command);
-
-    let payload = format!(
-        r#"{{"assetPath": {{"location": "local", "path": "big.jpg"}},
-            "notifications": {{"onStart": "http://{hook}/print/onStart",
-                               "onSuccess": "http://{hook}/print/onSuccess",
-                               "onFailure": "http://{hook}/print/onFailure"}}}}"#
-    );
-    let end = Instant::now() + DEADLINE;
-    let (status, body) = loop {
-        match post(addr, "/assets/image", &[], &payload) {
-            Ok(answer) => break answer,
-            Err(e) => {
-                assert!(Instant::now() < end, "server not up: {e}");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    };
-    assert_eq!(status, 202, "{body}");
-    let accepted: serde_json::Value = serde_json::from_str(&body).expect("json");
-    let id = accepted["id"].as_str().expect("id").to_owned();
-    assert_eq!(accepted["state"], "queued");
+    let id = submit_when_up(addr, hook, "big.jpg");
 
     let line = rx.wait_line("onStart", |l| l.starts_with("/print/onStart "));
     let started: serde_json::Value =

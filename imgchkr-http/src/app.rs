@@ -13,8 +13,11 @@ use crate::worker::Workers;
 pub struct App {
     /// The store, queue and notifier, shared with the workers.
     pub workers: Arc<Workers>,
-    /// Whether this process runs workers (`serve`), rather than only the API (`api`).
+    /// Whether this process runs workers (`serve`, `worker`).
     pub runs_workers: bool,
+    /// Whether this listener serves /assets (`false`: the `--metrics-listen` listener, which
+    /// serves only /healthz, /readyz and /metrics).
+    pub serves_api: bool,
     /// Who may call /assets.
     pub auth: Auth,
     /// Largest accepted request body.

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 use imgchkr_core::Policy;
 
 /// Header-only image validation: an HTTP service with webhooks, and a local checker.
@@ -160,6 +160,22 @@ pub struct ServeArgs {
         value_name = "URL"
     )]
     pub redis: Option<String>,
+    /// Redis: a job whose worker has sent no heartbeat for this long is taken over by another
+    /// worker (a worker killed mid-job costs this much delay).
+    #[arg(long, env = "IMGCHKR_REDIS_RECLAIM_IDLE", default_value = "60s", value_parser = parse_duration)]
+    pub redis_reclaim_idle: Duration,
+    /// Redis: how often a worker refreshes the jobs it holds; must be under
+    /// --redis-reclaim-idle.
+    #[arg(long, env = "IMGCHKR_REDIS_HEARTBEAT", default_value = "15s", value_parser = parse_duration)]
+    pub redis_heartbeat: Duration,
+    /// Redis: a job handed out this many times without finishing (its workers keep dying) is
+    /// parked as failed.
+    #[arg(long, env = "IMGCHKR_REDIS_MAX_DELIVERIES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub redis_max_deliveries: u32,
+    /// Also serve /healthz, /readyz and /metrics (and nothing else) on this address: the way
+    /// to probe and scrape `imgchkr worker`, which has no API listener.
+    #[arg(long, env = "IMGCHKR_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Webhook delivery settings.
     #[command(flatten)]
     pub webhooks: imgchkr_notify::WebhookArgs,
@@ -168,7 +184,27 @@ pub struct ServeArgs {
     pub remote: imgchkr_notify::RemoteArgs,
 }
 
+impl Default for ServeArgs {
+    /// The documented defaults of every flag, ignoring the `IMGCHKR_*` environment: the
+    /// starting point for configuring an embedded service in code.
+    fn default() -> ServeArgs {
+        let command = ServeArgs::augment_args(clap::Command::new("imgchkr"))
+            .mut_args(|arg| arg.env(None));
+        // Cannot fail: every flag has a default or is optional (`defaults_need_no_input`).
+        #[allow(clippy::expect_used)]
+        ServeArgs::from_arg_matches(&command.get_matches_from(["imgchkr"]))
+            .expect("every serve flag has a default")
+    }
+}
+
 impl ServeArgs {
+    /// The defaults overridden by the `IMGCHKR_*` environment variables, as the binary reads
+    /// them (without the command line).
+    pub fn from_env() -> Result<ServeArgs, clap::Error> {
+        let command = ServeArgs::augment_args(clap::Command::new("imgchkr"));
+        ServeArgs::from_arg_matches(&command.try_get_matches_from(["imgchkr"])?)
+    }
+
     /// Blocking validation threads: `--workers`, or the available cores.
     pub fn workers(&self) -> usize {
         self.workers
@@ -230,6 +266,17 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_need_no_input() {
+        let defaults = ServeArgs::default();
+        assert_eq!(defaults.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(defaults.queue_capacity, 10_000);
+        assert_eq!(defaults.redis_reclaim_idle, Duration::from_secs(60));
+        assert_eq!(defaults.redis_max_deliveries, 5);
+        assert!(defaults.redis.is_none() && defaults.metrics_listen.is_none());
+        assert_eq!(defaults.limits.policy(), Policy::default());
     }
 
     #[test]

@@ -89,6 +89,9 @@ async fn dispatch(app: &App, route: Route<'_>, request: Request<Incoming>) -> Re
         (Route::Healthz, &Method::GET) => return health::healthz(),
         (Route::Readyz, &Method::GET) => return health::readyz(app),
         (Route::Metrics, &Method::GET) => return health::metrics(app),
+        _ if !app.serves_api => {
+            return response::error(StatusCode::NOT_FOUND, "path", "No such resource.");
+        }
         (Route::Images, &Method::GET | &Method::POST) => {}
         (Route::Assets | Route::Job(_), &Method::GET) => {}
         _ => return method_not_allowed(&route, &method),

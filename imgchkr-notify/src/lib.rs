@@ -52,7 +52,8 @@
 //! is applied to the addresses actually connected to (a resolver that filters what DNS
 //! returns, and a check of IP-literal URLs), so DNS rebinding cannot get around it, and a
 //! refused destination is never connected to. System proxies are ignored for the same reason.
-//! [`WebhookNotifier::check_destination`] applies it at submission time.
+//! [`WebhookNotifier::check_destination`] (or a [`DestinationCheck`], for a service delivering
+//! through another notifier) applies it at submission time.
 //!
 //! # Remote image locations
 //! [`RemoteSources`] validates `url` and `s3` assets, reading only the header bytes the probe
@@ -77,6 +78,6 @@ mod sign;
 pub use allow::AllowRule;
 pub use args::WebhookArgs;
 pub use config::{ConfigError, WebhookConfig, parse_duration};
-pub use notifier::WebhookNotifier;
+pub use notifier::{DestinationCheck, WebhookNotifier};
 pub use remote::{Location, RemoteArgs, RemoteConfig, RemoteSources};
 pub use sign::{Secret, SecretText};

@@ -21,6 +21,48 @@ const MIN_ATTEMPT_BUDGET: Duration = Duration::from_millis(100);
 /// Idle pooled connections are closed after this long; receivers often close sooner.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The destination policy of a [`WebhookConfig`] (allowlist, `deny_private`) applied to a
+/// notification URL at submission time. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct DestinationCheck {
+    policy: Arc<DestinationPolicy>,
+    timeout: Duration,
+}
+
+impl DestinationCheck {
+    /// The check of `config`'s policy (the config is not otherwise validated).
+    pub fn new(config: &WebhookConfig) -> DestinationCheck {
+        let policy = Arc::new(DestinationPolicy::new(&config.allow, config.deny_private));
+        DestinationCheck::with_policy(policy, config)
+    }
+
+    fn with_policy(policy: Arc<DestinationPolicy>, config: &WebhookConfig) -> DestinationCheck {
+        DestinationCheck {
+            policy,
+            timeout: config.connect_timeout,
+        }
+    }
+
+    /// Whether `url` may receive notifications. The error is the text to show under the field
+    /// (`Notification URL not allowed: 10.0.0.1 is a private address`). With no policy
+    /// configured this returns at once, without DNS.
+    ///
+    /// A name that does not resolve (now) is accepted: it may resolve by delivery time, and
+    /// the policy is enforced again on the addresses connected to then.
+    pub async fn check(&self, url: &Url) -> Result<(), String> {
+        let refuse = |why: String| Err(format!("Notification URL not allowed: {why}"));
+        if !matches!(url.scheme(), "http" | "https") {
+            return refuse(format!(
+                "the scheme must be http or https, not {}",
+                url.scheme()
+            ));
+        }
+        check_url(&self.policy, url, self.timeout)
+            .await
+            .or_else(refuse)
+    }
+}
+
 /// Delivers webhooks over HTTP(S); see the crate documentation. Cheap to clone: clones share
 /// one client, one connection pool and one in-flight bound.
 #[derive(Debug, Clone)]
@@ -34,6 +76,7 @@ pub struct Inner {
     pub(crate) client: reqwest::Client,
     pub(crate) config: WebhookConfig,
     pub(crate) policy: Arc<DestinationPolicy>,
+    destinations: DestinationCheck,
     slots: Semaphore,
 }
 
@@ -58,11 +101,13 @@ impl WebhookNotifier {
             .build()
             .map_err(|e| ConfigError::Client(e.to_string()))?;
         let slots = Semaphore::new(config.max_in_flight);
+        let destinations = DestinationCheck::with_policy(Arc::clone(&policy), &config);
         Ok(WebhookNotifier {
             inner: Arc::new(Inner {
                 client,
                 config,
                 policy,
+                destinations,
                 slots,
             }),
         })
@@ -73,23 +118,16 @@ impl WebhookNotifier {
         &self.inner.config
     }
 
-    /// Whether `url` may receive notifications, for refusing a submission up front. The error
-    /// is the text to show under the field (`Notification URL not allowed: 10.0.0.1 is a
-    /// private address`). With no policy configured this returns at once, without DNS.
-    ///
-    /// A name that does not resolve (now) is accepted: it may resolve by delivery time, and
-    /// the policy is enforced again on the addresses connected to then.
+    /// Whether `url` may receive notifications, for refusing a submission up front; see
+    /// [`DestinationCheck::check`].
     pub async fn check_destination(&self, url: &Url) -> Result<(), String> {
-        let refuse = |why: String| Err(format!("Notification URL not allowed: {why}"));
-        if !matches!(url.scheme(), "http" | "https") {
-            return refuse(format!(
-                "the scheme must be http or https, not {}",
-                url.scheme()
-            ));
-        }
-        check_url(&self.inner.policy, url, self.inner.config.connect_timeout)
-            .await
-            .or_else(refuse)
+        self.inner.destinations.check(url).await
+    }
+
+    /// The submission-time destination check of this notifier's policy, for a service that
+    /// delivers through another [`Notifier`] but vets URLs the same way.
+    pub fn destination_check(&self) -> DestinationCheck {
+        self.inner.destinations.clone()
     }
 
     async fn deliver_within_deadline(&self, n: &Notification) -> DeliveryOutcome {

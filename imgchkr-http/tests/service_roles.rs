@@ -1,0 +1,123 @@
+//! Process roles and the flags around them: `--metrics-listen` (how a worker, which has no API
+//! listener, is probed and scraped), and start-up refusals of bad role or Redis settings.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Command, Stdio};
+
+use common::{Receiver, Server, WorkerProcess, jpeg_header, request, wait_for};
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
+use redis_server::RedisServer;
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+}
+
+/// The value of the first exposition line starting with `prefix`.
+fn metric(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn a_worker_serves_health_and_its_own_metrics_on_metrics_listen() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = Receiver::start();
+    let api = Server::start_cmd(
+        "api",
+        tempfile::tempdir().unwrap(),
+        &["--redis", &redis.url()],
+        "info",
+    );
+    let ops = free_addr();
+    let _worker = WorkerProcess::start(
+        dir.path(),
+        &redis.url(),
+        &["--metrics-listen", &ops.to_string()],
+    );
+    wait_for("worker metrics listener", || {
+        std::net::TcpStream::connect(ops).ok()
+    });
+    assert_eq!(request(ops, "GET", "/healthz", &[], b"").status, 200);
+    assert_eq!(request(ops, "GET", "/readyz", &[], b"").status, 200);
+    // Only the operational routes: no API on this listener.
+    assert_eq!(request(ops, "GET", "/assets", &[], b"").status, 404);
+    let submitted = request(
+        ops,
+        "POST",
+        "/assets/image",
+        &[("content-type", "application/json")],
+        hooks.submission("a.jpg").to_string().as_bytes(),
+    );
+    assert_eq!(submitted.status, 404);
+
+    // A job run by the worker shows in the worker's metrics, not in the API's.
+    std::fs::write(dir.path().join("a.jpg"), jpeg_header(1800, 1200)).unwrap();
+    let r = api.submit(&hooks.submission("a.jpg"));
+    assert_eq!(r.status, 202, "{}", r.body_text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(hooks.wait_hooks(&id, 2)[1].path, "onFailure");
+    let failed = wait_for("the worker's job counter", || {
+        let text = request(ops, "GET", "/metrics", &[], b"").body_text();
+        metric(&text, "imgchkr_jobs_total{state=\"failed\"}").filter(|n| *n >= 1.0)
+    });
+    assert_eq!(failed, 1.0);
+    assert_eq!(api.metric("imgchkr_jobs_total{state=\"failed\"}"), 0.0);
+}
+
+#[test]
+fn serve_answers_only_operational_routes_on_metrics_listen() {
+    let ops = free_addr();
+    let server = Server::start(&["--metrics-listen", &ops.to_string()]);
+    assert_eq!(request(ops, "GET", "/readyz", &[], b"").status, 200);
+    let metrics = request(ops, "GET", "/metrics", &[], b"");
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.body_text().contains("imgchkr_queue_depth"));
+    assert_eq!(request(ops, "GET", "/assets", &[], b"").status, 404);
+    assert_eq!(server.get("/assets").status, 200);
+}
+
+/// Runs `imgchkr <args>` to completion: (exit code, stderr).
+fn run(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_imgchkr"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn bad_role_and_redis_settings_stop_the_start_with_a_reason() {
+    let (code, stderr) = run(&["api", "--listen", "127.0.0.1:0"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("need --redis"), "{stderr}");
+
+    // Checked before connecting: no Redis needs to listen at this address.
+    let (code, stderr) = run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--redis",
+        "redis://127.0.0.1:1",
+        "--redis-reclaim-idle",
+        "10s",
+        "--redis-heartbeat",
+        "10s",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--redis-heartbeat"), "{stderr}");
+
+    let (code, stderr) = run(&["worker", "--redis", "redis://x", "--redis-max-deliveries", "0"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--redis-max-deliveries"), "{stderr}");
+}
