@@ -323,6 +323,16 @@ pub enum JobUpdate {
     },
     /// A delivery began or ended (replaces the event's earlier record).
     Delivery(DeliveryRecord),
+    /// The job is given up without a verdict of its own (e.g. every worker that took it
+    /// stopped before finishing): failed with `errors`, unless a verdict is already in, which
+    /// then stands.
+    GaveUp {
+        /// Why, by field (as a failed verdict carries them).
+        errors: ErrorMap,
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
 }
 
 impl Job {
@@ -342,7 +352,8 @@ impl Job {
         }
     }
 
-    /// Applies `update`. A started update never moves a finished job back.
+    /// Applies `update`. A started update never moves a finished job back, and a give-up
+    /// never replaces a verdict.
     pub fn apply(&mut self, update: &JobUpdate) {
         match update {
             JobUpdate::Started { at } => {
@@ -359,6 +370,13 @@ impl Job {
                 };
                 self.errors.clone_from(errors);
                 self.finished_at = Some(*at);
+            }
+            JobUpdate::GaveUp { errors, at } => {
+                if !self.state.is_final() {
+                    self.state = JobState::Failed;
+                    self.errors = Some(errors.clone());
+                    self.finished_at = Some(*at);
+                }
             }
             JobUpdate::Delivery(record) => {
                 match self

@@ -5,7 +5,7 @@ use std::future::Future;
 use futures_util::future::join;
 use time::OffsetDateTime;
 
-use crate::job::{ErrorMap, Event, IMAGE_ERRORS_KEY, Job, JobState, JobUpdate};
+use crate::job::{DeliveryStatus, ErrorMap, Event, IMAGE_ERRORS_KEY, Job, JobState, JobUpdate};
 use crate::notify::{Notification, Notifier};
 use crate::source::Report;
 use crate::store::{JobStore, StoreError};
@@ -80,6 +80,56 @@ where
     };
     deliver(&finished, event, store, notifier).await?;
     Ok(finished.state)
+}
+
+/// Gives up on `job` without running it again (a job every worker that took it failed to
+/// finish, say), so its client still hears the end of it:
+///
+/// 1. the job is recorded `failed` with `errors` ([`JobUpdate::GaveUp`]), unless a verdict is
+///    already in, which then stands;
+/// 2. the final event of the verdict that stands (onFailure, or onSuccess for a success
+///    recorded earlier) is sent and recorded, unless the job already records it delivered.
+///    Its webhook-id is the one a normal run uses, so a receiver that got it before
+///    deduplicates.
+///
+/// onStart is not sent. Returns the final state, or the store's error (call again later:
+/// it is idempotent).
+pub async fn give_up<S, N>(
+    job: &Job,
+    store: &S,
+    notifier: &N,
+    errors: ErrorMap,
+) -> Result<JobState, StoreError>
+where
+    S: JobStore + ?Sized,
+    N: Notifier + ?Sized,
+{
+    let update = JobUpdate::GaveUp {
+        errors,
+        at: OffsetDateTime::now_utc(),
+    };
+    store.update(job.id, update.clone()).await?;
+    let current = match store.get(job.id).await? {
+        Some(current) => current,
+        // Expired meanwhile: the client is still owed its final event.
+        None => {
+            let mut current = job.clone();
+            current.apply(&update);
+            current
+        }
+    };
+    let event = match current.state {
+        JobState::Success => Event::OnSuccess,
+        _ => Event::OnFailure,
+    };
+    let delivered = current
+        .notifications
+        .iter()
+        .any(|r| r.event == event && r.status == DeliveryStatus::Delivered);
+    if !delivered {
+        deliver(&current, event, store, notifier).await?;
+    }
+    Ok(current.state)
 }
 
 async fn deliver<S, N>(job: &Job, event: Event, store: &S, notifier: &N) -> Result<(), StoreError>

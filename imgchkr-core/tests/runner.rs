@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 use imgchkr_core::job::DeliveryStatus;
 use imgchkr_core::notify::BoxFuture;
+use imgchkr_core::runner::give_up;
 use imgchkr_core::store::{Inserted, ListQuery};
 use imgchkr_core::{
     AssetPath, Event, Job, JobId, JobState, JobStore, JobUpdate, NotificationUrls, Policy,
@@ -157,4 +158,94 @@ fn failed_deliveries_are_recorded_and_never_change_the_verdict() {
     assert_eq!(json["notifications"][0]["status"], "failed");
     assert_eq!(json["state"], "success");
     assert!(json.get("errors").is_none());
+}
+
+fn abandoned() -> imgchkr_core::ErrorMap {
+    [(
+        "image".to_owned(),
+        vec!["Job abandoned after 5 delivery attempts".to_owned()],
+    )]
+    .into()
+}
+
+#[test]
+fn giving_up_on_a_started_job_fails_it_and_sends_on_failure_once() {
+    let (store, notifier, job) = (Jobs::default(), RecordingNotifier::new(), new_job());
+    block_on(store.insert(job.clone())).unwrap();
+    let started = JobUpdate::Started {
+        at: time::OffsetDateTime::now_utc(),
+    };
+    block_on(store.update(job.id, started)).unwrap();
+
+    let state = block_on(give_up(&job, &store, &notifier, abandoned())).unwrap();
+    assert_eq!(state, JobState::Failed);
+    let sent = notifier.sent();
+    assert_eq!(sent.len(), 1, "only the final event: {sent:?}");
+    assert_eq!(sent[0].event, Event::OnFailure);
+    assert_eq!(sent[0].url.as_str(), "http://callback/print/onFailure");
+    assert_eq!(
+        sent[0].webhook_id,
+        format!("msg_{}_onFailure", job.id.0.simple()),
+        "the id a normal run would use"
+    );
+    assert_eq!(
+        String::from_utf8(sent[0].payload.to_json()).unwrap(),
+        format!(
+            r#"{{"id":"{}","state":"failed","errors":{{"image":["Job abandoned after 5 delivery attempts"]}}}}"#,
+            job.id
+        )
+    );
+    let stored = block_on(store.get(job.id)).unwrap().unwrap();
+    assert_eq!(stored.state, JobState::Failed);
+    assert_eq!(stored.errors, Some(abandoned()));
+    assert!(stored.finished_at.is_some());
+    let records: Vec<_> = stored
+        .notifications
+        .iter()
+        .map(|r| (r.event, r.status))
+        .collect();
+    assert_eq!(records, [(Event::OnFailure, DeliveryStatus::Delivered)]);
+
+    // Again (the worker giving up died before acknowledging): already delivered, not resent.
+    let state = block_on(give_up(&job, &store, &notifier, abandoned())).unwrap();
+    assert_eq!(state, JobState::Failed);
+    assert_eq!(notifier.sent().len(), 1);
+}
+
+#[test]
+fn giving_up_keeps_a_verdict_already_in_and_sends_its_final_event() {
+    let (store, notifier, job) = (Jobs::default(), RecordingNotifier::new(), new_job());
+    block_on(store.insert(job.clone())).unwrap();
+    let verdict = JobUpdate::Verdict {
+        errors: None,
+        at: time::OffsetDateTime::now_utc(),
+    };
+    block_on(store.update(job.id, verdict)).unwrap();
+
+    let state = block_on(give_up(&job, &store, &notifier, abandoned())).unwrap();
+    assert_eq!(state, JobState::Success, "the verdict stands");
+    let sent = notifier.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].event, Event::OnSuccess);
+    assert_eq!(sent[0].payload.errors, None);
+    let stored = block_on(store.get(job.id)).unwrap().unwrap();
+    assert_eq!(stored.state, JobState::Success);
+    assert_eq!(stored.errors, None);
+    assert_eq!(stored.notifications[0].status, DeliveryStatus::Delivered);
+}
+
+#[test]
+fn a_failed_final_delivery_is_retried_by_giving_up() {
+    let (store, job) = (Jobs::default(), new_job());
+    block_on(store.insert(job.clone())).unwrap();
+    let refused = RecordingNotifier::failing("connection refused");
+    assert_eq!(
+        block_on(give_up(&job, &store, &refused, abandoned())).unwrap(),
+        JobState::Failed
+    );
+    let stored = block_on(store.get(job.id)).unwrap().unwrap();
+    assert_eq!(stored.notifications[0].status, DeliveryStatus::Failed);
+    let notifier = RecordingNotifier::new();
+    block_on(give_up(&job, &store, &notifier, abandoned())).unwrap();
+    assert_eq!(notifier.sent().len(), 1, "not yet delivered: sent again");
 }

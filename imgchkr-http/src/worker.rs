@@ -114,6 +114,21 @@ impl Workers {
     }
 
     async fn run_lease(&self, queue: &RedisQueue, lease: Lease) {
+        if queue.is_poison(&lease) {
+            // Every worker that took it stopped before finishing: the client hears onFailure
+            // instead of the job running again.
+            let span = info_span!("job", job_id = %lease.id);
+            match queue.park(&lease, &*self.webhooks).instrument(span).await {
+                Ok(Some(state)) => {
+                    metrics::counter!(m::JOBS, "state" => state.name()).increment(1);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(job_id = %lease.id, error = %e, "poison job could not be parked; left for redelivery");
+                }
+            }
+            return;
+        }
         let done = match self.backend.get(lease.id).await {
             // Removed (refused at submission) or expired: nothing is owed.
             Ok(None) => true,

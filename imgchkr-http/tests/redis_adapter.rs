@@ -455,20 +455,42 @@ async fn poison_job_is_parked_as_failed_and_acknowledged() {
             .await
             .unwrap();
     }
-    // The next one parks it instead of running it a third time.
+    // The next one gets it as poison: parked instead of run a third time, and the client
+    // hears onFailure (the one event sent, with the webhook-id a normal run uses).
     let (_s, worker) = connect(config.clone()).await.unwrap();
+    let lease = pop_within(&worker, Duration::from_secs(3)).await.unwrap();
+    assert_eq!((lease.id, lease.deliveries), (poison.id, 3));
+    assert!(worker.is_poison(&lease));
+    let notifier = RecordingNotifier::new();
+    assert_eq!(
+        worker.park(&lease, &notifier).await,
+        Ok(Some(JobState::Failed))
+    );
+    assert_eq!(worker.in_flight(), 0, "acknowledged");
+    let parked = store.get(poison.id).await.unwrap().unwrap();
+    assert_eq!(parked.state, JobState::Failed);
+    let errors = Some([("image".to_owned(), vec![abandoned_text(2)])].into());
+    assert_eq!(parked.errors, errors);
+    assert_eq!(abandoned_text(2), "Job abandoned after 2 delivery attempts");
+    let sent = notifier.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].event, Event::OnFailure);
+    assert_eq!(sent[0].payload.state, JobState::Failed);
+    assert_eq!(sent[0].payload.errors, errors);
+    assert_eq!(
+        sent[0].webhook_id,
+        format!("msg_{}_onFailure", poison.id.0.simple())
+    );
+    let record = parked.notifications.last().unwrap();
+    assert_eq!(
+        (record.event, record.status),
+        (Event::OnFailure, DeliveryStatus::Delivered)
+    );
     assert!(
-        pop_within(&worker, Duration::from_millis(1500))
+        pop_within(&worker, Duration::from_millis(1000))
             .await
             .is_none()
     );
-    let parked = store.get(poison.id).await.unwrap().unwrap();
-    assert_eq!(parked.state, JobState::Failed);
-    assert_eq!(
-        parked.errors,
-        Some([("image".to_owned(), vec![abandoned_text(2)])].into())
-    );
-    assert_eq!(abandoned_text(2), "Job abandoned after 2 delivery attempts");
 
     // Acknowledged and deleted: nothing pending, nothing left in the stream.
     let client = redis::Client::open(server.url()).unwrap();

@@ -39,15 +39,18 @@
 //!   round-robin across tenants (FIFO within a tenant), as a pending entry of this worker's
 //!   consumer; it stays pending until `ack` (XACK + XDEL), which the worker calls only after
 //!   `run_job` has recorded the final notification. While this `RedisQueue` is alive it
-//!   heartbeats its leases (XCLAIM JUSTID every [`RedisConfig::heartbeat_every`], only while
+//!   heartbeats its leases (XCLAIM JUSTID every [`RedisConfig::heartbeat_period`], only while
 //!   still the owner), so a long job is never taken from a live worker; a worker that dies
 //!   stops heartbeating, and after [`RedisConfig::reclaim_idle`] another worker's `pop`
 //!   reclaims the entry (XAUTOCLAIM) with its delivery count. An entry delivered more than
-//!   [`RedisConfig::max_deliveries`] times is parked: the job is recorded `failed` with
+//!   [`RedisConfig::max_deliveries`] times is poison ([`RedisQueue::is_poison`]): the worker
+//!   that gets it parks it ([`RedisQueue::park`], core's `give_up`) instead of running it
+//!   again: the job is recorded `failed` with
 //!   `{"image": ["Job abandoned after <N> delivery attempts"]}` (unless it already has a
-//!   verdict) and acknowledged; no webhook is sent for it. A job may therefore run more than
-//!   once (its webhooks carry stable ids, so receivers deduplicate); a job's own updates
-//!   arrive in order from the one worker holding it.
+//!   verdict, which then stands) and its final webhook is sent (onFailure with those errors,
+//!   same webhook-id as a normal run), then the entry is acknowledged. A job may therefore
+//!   run more than once (its webhooks carry stable ids, so receivers deduplicate); a job's
+//!   own updates arrive in order from the one worker holding it.
 //! - **Redis unavailable**: every call fails with `StoreError::Unavailable` within
 //!   [`RedisConfig::op_timeout`] (`pop`: `op_timeout` plus `block_time`) and never hangs; the
 //!   connection is re-established in the background and calls succeed again once Redis is
@@ -115,9 +118,10 @@ pub struct RedisConfig {
     pub consumer: Option<String>,
     /// An entry pending this long without a heartbeat is taken over by another worker.
     pub reclaim_idle: Duration,
-    /// How often a live queue refreshes its leases' idle time (well under `reclaim_idle`).
+    /// How often a live queue refreshes its leases' idle time (at most a third of
+    /// `reclaim_idle` is used, so a live worker never looks dead).
     pub heartbeat_every: Duration,
-    /// How often `pop` looks for entries to reclaim.
+    /// How often `pop` looks for entries to reclaim (at most half of `reclaim_idle` is used).
     pub reclaim_every: Duration,
     /// A job handed out more than this many times is parked as failed.
     pub max_deliveries: u32,
@@ -154,6 +158,24 @@ impl RedisConfig {
             per_tenant: 10_000,
             retention: Retention::default(),
         }
+    }
+}
+
+impl RedisConfig {
+    /// The heartbeat period in use: `heartbeat_every`, but at most a third of
+    /// `reclaim_idle` (and at least 10 ms).
+    pub fn heartbeat_period(&self) -> Duration {
+        self.heartbeat_every
+            .min(self.reclaim_idle / 3)
+            .max(Duration::from_millis(10))
+    }
+
+    /// The reclaim scan period in use: `reclaim_every`, but at most half of `reclaim_idle`
+    /// (and at least 10 ms).
+    pub fn reclaim_period(&self) -> Duration {
+        self.reclaim_every
+            .min(self.reclaim_idle / 2)
+            .max(Duration::from_millis(10))
     }
 }
 

@@ -9,8 +9,7 @@ use ::redis::aio::ConnectionManager;
 use imgchkr_core::job::IMAGE_ERRORS_KEY;
 use imgchkr_core::notify::BoxFuture;
 use imgchkr_core::store::Lease;
-use imgchkr_core::{ErrorMap, JobId, JobQueue, JobUpdate, StoreError};
-use time::OffsetDateTime;
+use imgchkr_core::{ErrorMap, JobId, JobQueue, JobState, JobStore, Notifier, StoreError};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::{debug, warn};
@@ -29,7 +28,7 @@ const BELL_CAP: usize = 64;
 /// How many PEL steps (of 10 entries each) one reclaim scan takes per tenant stream.
 const RECLAIM_SCAN_STEPS: usize = 100;
 
-/// Parked or unreadable entries one `pop` gets rid of before it goes on waiting.
+/// Unreadable entries one `pop` gets rid of before it goes on waiting.
 const MAX_SKIPS: usize = 64;
 
 /// A [`JobQueue`] on Redis Streams, fair across tenants, at-least-once.
@@ -87,11 +86,7 @@ impl RedisQueue {
             closed: AtomicBool::new(false),
             close: Notify::new(),
         });
-        let every = inner
-            .shared
-            .config
-            .heartbeat_every
-            .max(Duration::from_millis(10));
+        let every = inner.shared.config.heartbeat_period();
         tokio::spawn(heartbeat_loop(Arc::downgrade(&inner), every));
         RedisQueue { inner }
     }
@@ -155,6 +150,27 @@ impl RedisQueue {
     /// every [`RedisConfig::heartbeat_every`](super::RedisConfig::heartbeat_every)).
     pub async fn heartbeat(&self) {
         self.inner.heartbeat().await;
+    }
+
+    /// Whether `lease` was handed out more than
+    /// [`RedisConfig::max_deliveries`](super::RedisConfig::max_deliveries) times: the job is
+    /// not to be run again but parked with [`park`](RedisQueue::park).
+    pub fn is_poison(&self, lease: &Lease) -> bool {
+        lease.deliveries > self.inner.shared.config.max_deliveries
+    }
+
+    /// Parks a poison job: core's [`give_up`](imgchkr_core::runner::give_up) records it `failed` with
+    /// `{"image": ["Job abandoned after <N> delivery attempts"]}` (unless a verdict is
+    /// already in) and sends its final webhook through `notifier` (onFailure, with the
+    /// webhook-id a normal run uses), then the entry is acknowledged. A job that no longer
+    /// exists is just acknowledged. On a Redis error the entry stays pending, and is parked
+    /// again by whichever worker reclaims it.
+    pub async fn park<N: Notifier + ?Sized>(
+        &self,
+        lease: &Lease,
+        notifier: &N,
+    ) -> Result<Option<JobState>, StoreError> {
+        self.inner.park(lease, notifier).await
     }
 }
 
@@ -222,7 +238,7 @@ impl Inner {
                 if let Some(lease) = self.reclaim().await? {
                     return Ok(Some(lease));
                 }
-                *next_reclaim = Instant::now() + self.shared.config.reclaim_every;
+                *next_reclaim = Instant::now() + self.shared.config.reclaim_period();
             }
             if let Some(lease) = self.take().await? {
                 return Ok(Some(lease));
@@ -305,10 +321,6 @@ impl Inner {
                 self.ack_entry(&tenant, &receipt).await?;
                 continue;
             };
-            if deliveries > config.max_deliveries {
-                self.park(id, &tenant, &receipt).await?;
-                continue;
-            }
             metrics::counter!(RECLAIMED).increment(1);
             debug!(job_id = %id, deliveries, "redis queue: reclaimed");
             self.leases().insert(receipt.clone(), tenant.clone());
@@ -319,20 +331,24 @@ impl Inner {
         Ok(None)
     }
 
-    /// Records the job as failed (unless it has a verdict) and acknowledges its entry.
-    async fn park(&self, id: JobId, tenant: &str, receipt: &str) -> Result<(), StoreError> {
+    async fn park<N: Notifier + ?Sized>(
+        &self,
+        lease: &Lease,
+        notifier: &N,
+    ) -> Result<Option<JobState>, StoreError> {
         let attempts = self.shared.config.max_deliveries;
-        let errors =
-            ErrorMap::from([(IMAGE_ERRORS_KEY.to_owned(), vec![abandoned_text(attempts)])]);
-        let update = JobUpdate::Verdict {
-            errors: Some(errors),
-            at: OffsetDateTime::now_utc(),
+        let state = match self.store.get(lease.id).await? {
+            Some(job) => {
+                let errors =
+                    ErrorMap::from([(IMAGE_ERRORS_KEY.to_owned(), vec![abandoned_text(attempts)])]);
+                Some(imgchkr_core::runner::give_up(&job, &self.store, notifier, errors).await?)
+            }
+            None => None,
         };
-        self.store.apply(id, &update, true).await?;
-        self.ack_entry(tenant, receipt).await?;
+        self.ack_entry(&lease.tenant, &lease.receipt).await?;
         metrics::counter!(PARKED).increment(1);
-        warn!(job_id = %id, attempts, "redis queue: job parked as failed after too many deliveries");
-        Ok(())
+        warn!(job_id = %lease.id, attempts, deliveries = lease.deliveries, "redis queue: job parked after too many deliveries");
+        Ok(state)
     }
 
     async fn ack_entry(&self, tenant: &str, receipt: &str) -> Result<(), StoreError> {

@@ -122,7 +122,8 @@ fn fields(job: &Job) -> Result<Vec<(String, String)>, StoreError> {
     Ok(fields)
 }
 
-/// What the update script does with a park: nothing if a verdict is in.
+/// What the update script did (a give-up, `park` in the script, does nothing if a verdict
+/// is in).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Applied {
     /// The job is unknown or has expired.
@@ -189,13 +190,8 @@ impl RedisStore {
         assemble(flat).map(Some)
     }
 
-    /// Applies `update`; with `park`, a verdict only if the job has none yet.
-    pub(crate) async fn apply(
-        &self,
-        id: JobId,
-        update: &JobUpdate,
-        park: bool,
-    ) -> Result<Applied, StoreError> {
+    /// Applies `update` (a give-up is a failed verdict only if the job has none yet).
+    pub(crate) async fn apply(&self, id: JobId, update: &JobUpdate) -> Result<Applied, StoreError> {
         let keys = &self.shared.keys;
         let mut call = self.shared.scripts.update.prepare_invoke();
         call.key(keys.job(id))
@@ -213,9 +209,19 @@ impl RedisStore {
                     Some(errors) => json("errors", errors)?,
                     None => String::new(),
                 };
-                let kind = if park { "park" } else { "verdict" };
-                vec![kind.into(), state.name().into(), timestamp(*at)?, errors]
+                vec![
+                    "verdict".into(),
+                    state.name().into(),
+                    timestamp(*at)?,
+                    errors,
+                ]
             }
+            JobUpdate::GaveUp { errors, at } => vec![
+                "park".into(),
+                JobState::Failed.name().into(),
+                timestamp(*at)?,
+                json("errors", errors)?,
+            ],
             JobUpdate::Delivery(record) => vec![
                 "delivery".into(),
                 record.event.name().into(),
@@ -295,7 +301,7 @@ impl JobStore for RedisStore {
     }
 
     fn update(&self, id: JobId, update: JobUpdate) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(async move { self.apply(id, &update, false).await.map(|_| ()) })
+        Box::pin(async move { self.apply(id, &update).await.map(|_| ()) })
     }
 
     fn list(&self, query: ListQuery) -> BoxFuture<'_, Result<Vec<Job>, StoreError>> {

@@ -16,8 +16,13 @@ use serde_json::Value;
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
 /// Polls `f` until it returns `Some`, or panics after [`DEADLINE`].
-pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + DEADLINE;
+pub fn wait_for<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait_within(what, DEADLINE, f)
+}
+
+/// Polls `f` until it returns `Some`, or panics after `deadline`.
+pub fn wait_within<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + deadline;
     loop {
         if let Some(v) = f() {
             return v;
@@ -161,6 +166,54 @@ impl Drop for Server {
     }
 }
 
+/// A running `imgchkr worker` (no listener): its stderr is kept in `logs`. Killed (SIGKILL)
+/// on drop.
+pub struct WorkerProcess {
+    pub child: Child,
+    pub logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl WorkerProcess {
+    /// `imgchkr worker --redis <redis> --image-dir <dir> <extra>`, logging at `RUST_LOG=info`.
+    pub fn start(dir: &Path, redis: &str, extra: &[&str]) -> WorkerProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_imgchkr"))
+            .args(["worker", "--redis", redis, "--image-dir"])
+            .arg(dir)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        WorkerProcess { child, logs }
+    }
+
+    /// SIGKILL, and reap it: no drain, no acknowledgement, leases left pending.
+    pub fn kill_9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
 /// A response read off a `Connection: close` exchange.
 #[derive(Debug)]
 pub struct Resp {
@@ -240,11 +293,25 @@ pub struct Hook {
     pub headers: HashMap<String, String>,
 }
 
-/// A webhook receiver on 127.0.0.1:0; answers 200 after `delay`.
+/// How long the receiver waits before answering: one delay for every path, or one per path.
+#[derive(Debug, Default)]
+pub struct Delays {
+    pub all: Duration,
+    pub by_path: HashMap<String, Duration>,
+}
+
+impl Delays {
+    fn for_path(&self, path: &str) -> Duration {
+        self.by_path.get(path).copied().unwrap_or(self.all)
+    }
+}
+
+/// A webhook receiver on 127.0.0.1:0; records each request when it arrives, then answers
+/// 200 after its delay.
 pub struct Receiver {
     pub addr: SocketAddr,
     pub hooks: Arc<Mutex<Vec<Hook>>>,
-    pub delay: Arc<Mutex<Duration>>,
+    pub delay: Arc<Mutex<Delays>>,
 }
 
 impl Receiver {
@@ -252,7 +319,7 @@ impl Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let hooks = Arc::new(Mutex::new(Vec::new()));
-        let delay = Arc::new(Mutex::new(Duration::ZERO));
+        let delay = Arc::new(Mutex::new(Delays::default()));
         let (h, d) = (hooks.clone(), delay.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
@@ -264,12 +331,21 @@ impl Receiver {
         Receiver { addr, hooks, delay }
     }
 
+    /// Answers requests for `path` (e.g. `onStart`) after `delay`, others as before.
+    pub fn set_path_delay(&self, path: &str, delay: Duration) {
+        self.delay
+            .lock()
+            .unwrap()
+            .by_path
+            .insert(path.to_owned(), delay);
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}/{path}", self.addr)
     }
 
     pub fn set_delay(&self, delay: Duration) {
-        *self.delay.lock().unwrap() = delay;
+        self.delay.lock().unwrap().all = delay;
     }
 
     pub fn hooks(&self) -> Vec<Hook> {
@@ -306,7 +382,7 @@ impl Receiver {
 }
 
 /// Serves requests on one keep-alive connection, recording each.
-fn serve_hooks(stream: TcpStream, hooks: &Mutex<Vec<Hook>>, delay: &Mutex<Duration>) {
+fn serve_hooks(stream: TcpStream, hooks: &Mutex<Vec<Hook>>, delay: &Mutex<Delays>) {
     let mut reader = BufReader::new(stream);
     loop {
         let mut line = String::new();
@@ -337,12 +413,12 @@ fn serve_hooks(stream: TcpStream, hooks: &Mutex<Vec<Hook>>, delay: &Mutex<Durati
         if reader.read_exact(&mut body).is_err() {
             return;
         }
+        let pause = delay.lock().unwrap().for_path(&path);
         hooks.lock().unwrap().push(Hook {
             path,
             body: serde_json::from_slice(&body).unwrap_or(Value::Null),
             headers,
         });
-        let pause = *delay.lock().unwrap();
         std::thread::sleep(pause);
         let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
         if reader.get_mut().write_all(ok).is_err() {
