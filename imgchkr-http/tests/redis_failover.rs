@@ -8,14 +8,15 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Hook, Receiver, Server, WorkerProcess, wait_within};
-use serde_json::json;
+use common::{Hook, Receiver, Server, WorkerProcess, jpeg_header, wait_within};
+use serde_json::{Value, json};
 
 #[path = "support/redis_server.rs"]
 mod redis_server;
@@ -152,4 +153,138 @@ fn a_job_no_worker_finishes_is_parked_and_its_client_hears_on_failure() {
     // Nothing more arrives.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(hooks.hooks_for(&id).len(), 3);
+}
+
+/// The final event of a job's state.
+fn final_event(state: &str) -> &'static str {
+    match state {
+        "success" => "onSuccess",
+        _ => "onFailure",
+    }
+}
+
+#[test]
+fn kill_9_a_worker_mid_job_and_every_accepted_job_still_finishes_with_its_webhooks() {
+    const JOBS: usize = 30;
+    let redis = RedisServer::start();
+    let hooks = Receiver::start();
+    // onStart is answered after 3 s: every job is held in flight by its worker meanwhile.
+    hooks.set_path_delay("onStart", Duration::from_secs(3));
+    let dir = tempfile::tempdir().unwrap();
+    let image_dir = dir.path().to_owned();
+    std::fs::write(image_dir.join("ok.jpg"), jpeg_header(10, 10)).unwrap();
+    std::fs::write(image_dir.join("big.jpg"), jpeg_header(1800, 1200)).unwrap();
+    let apis = [
+        Server::start_cmd("api", dir, &["--redis", &redis.url()], "info"),
+        Server::start_cmd(
+            "api",
+            tempfile::tempdir().unwrap(),
+            &["--redis", &redis.url()],
+            "info",
+        ),
+    ];
+    // Each worker holds at most half the jobs, so both hold some when all have started.
+    let mut worker_flags = vec!["--max-concurrent-jobs", "15"];
+    worker_flags.extend(FAST_RECLAIM);
+    let mut doomed = WorkerProcess::start(&image_dir, &redis.url(), &worker_flags);
+    let survivor = WorkerProcess::start(&image_dir, &redis.url(), &worker_flags);
+
+    // Two APIs take the submissions in turn.
+    let mut expected: HashMap<String, &str> = HashMap::new();
+    for i in 0..JOBS {
+        let (image, state) = if i % 3 == 0 {
+            ("big.jpg", "failed")
+        } else {
+            ("ok.jpg", "success")
+        };
+        let r = apis[i % 2].submit(&hooks.submission(image));
+        assert_eq!(r.status, 202, "{}", r.body_text());
+        expected.insert(r.json()["id"].as_str().unwrap().to_owned(), state);
+    }
+
+    // Every job has started (its onStart is being held): kill one worker, mid-job.
+    wait_within("every onStart", Duration::from_secs(15), || {
+        let hooks = hooks.hooks();
+        let started = expected
+            .keys()
+            .filter(|id| hooks.iter().any(|h| h.body["id"] == id.as_str()))
+            .count();
+        (started == JOBS).then_some(())
+    });
+    doomed.kill_9();
+    let killed_at = std::time::Instant::now();
+
+    // Every accepted job reaches its final state, readable from either API…
+    for (n, (id, state)) in expected.iter().enumerate() {
+        let api = &apis[(n + 1) % 2];
+        let job = wait_within(&format!("job {id} final"), Duration::from_secs(40), || {
+            let job = api.get(&format!("/assets/image/{id}")).json();
+            matches!(job["state"].as_str(), Some("success" | "failed")).then_some(job)
+        });
+        assert_eq!(job["state"], *state, "{job}");
+    }
+    // …and its final webhook arrived, after an onStart, with the same webhook-id on every
+    // redelivery (duplicates allowed).
+    let mut redelivered = 0;
+    for (id, state) in &expected {
+        let event = final_event(state);
+        let got = wait_within(
+            &format!("{event} for {id}"),
+            Duration::from_secs(10),
+            || {
+                let got = hooks.hooks_for(id);
+                got.iter().any(|h| h.path == event).then_some(got)
+            },
+        );
+        let first_start = got.iter().position(|h| h.path == "onStart").unwrap();
+        let first_final = got.iter().position(|h| h.path == event).unwrap();
+        assert!(first_start < first_final, "{id}: {got:?}");
+        assert!(
+            got.iter().all(|h| h.path == "onStart" || h.path == event),
+            "{id}: one kind of final event only: {got:?}"
+        );
+        for hook in &got {
+            assert_eq!(
+                webhook_id(hook),
+                format!("msg_{}_{}", simple(id), hook.path)
+            );
+        }
+        if got.iter().filter(|h| h.path == "onStart").count() > 1 {
+            redelivered += 1;
+        }
+        if *state == "failed" {
+            let failure = got.iter().find(|h| h.path == event).unwrap();
+            assert_eq!(
+                failure.body["errors"],
+                json!({"image": ["Image width exceeds maximum (1800/1000)",
+                                 "Image height exceeds maximum (1200/1000)"]})
+            );
+        }
+    }
+    assert!(
+        redelivered > 0,
+        "the killed worker held jobs: some must have been run again"
+    );
+    eprintln!(
+        "{redelivered} jobs taken over from the killed worker; all {JOBS} final {:?} after the kill",
+        killed_at.elapsed()
+    );
+    // The job records show the final delivery.
+    for (n, (id, state)) in expected.iter().enumerate() {
+        let api = &apis[n % 2];
+        let event = final_event(state);
+        wait_within(
+            &format!("{event} record for {id}"),
+            Duration::from_secs(10),
+            || {
+                let job: Value = api.get(&format!("/assets/image/{id}")).json();
+                job["notifications"]
+                    .as_array()?
+                    .iter()
+                    .any(|r| r["event"] == event && r["status"] == "delivered")
+                    .then_some(())
+            },
+        );
+    }
+    drop(survivor);
 }
