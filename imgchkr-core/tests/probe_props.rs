@@ -71,6 +71,128 @@ fn stream(bytes: &[u8], sizes: &[usize]) -> Result<ImageInfo, ProbeError> {
     probe.finish()
 }
 
+/// The incremental machine fed the whole input in one piece, then ended: what `probe` must
+/// answer (it walks the slice directly instead).
+fn machine(bytes: &[u8]) -> Result<ImageInfo, ProbeError> {
+    let mut probe = Probe::new();
+    match probe.feed(0, bytes) {
+        Step::Done(result) => result,
+        Step::Need(_) => probe.finish(),
+    }
+}
+
+/// Asserts that the slice walk (`probe`), the machine fed whole, the machine following its
+/// needs and the machine fed front to back all give the same answer; returns it.
+fn all_paths_agree(
+    bytes: &[u8],
+    sizes: &[usize],
+) -> Result<Result<ImageInfo, ProbeError>, TestCaseError> {
+    let whole = probe(bytes);
+    prop_assert_eq!(machine(bytes), whole, "slice walk vs machine");
+    prop_assert_eq!(feed_following_needs(bytes, sizes), whole, "following needs");
+    prop_assert_eq!(stream(bytes, sizes), whole, "streamed");
+    if let Ok(info) = whole {
+        prop_assert!(info.width > 0 && info.height > 0);
+    }
+    Ok(whole)
+}
+
+/// One piece of a hand-built marker stream after SOI: legal, nearly legal or junk.
+fn part() -> impl Strategy<Value = Vec<u8>> {
+    let code = prop_oneof![
+        4 => 0xC0u8..=0xCF,
+        1 => Just(0xDEu8),
+        2 => 0xE0u8..=0xEF,
+        1 => Just(0xFEu8),
+        1 => Just(0xDBu8),
+        1 => any::<u8>(),
+    ];
+    let frame = (
+        code.clone(),
+        prop_oneof![Just(8u8), Just(12), any::<u8>()],
+        prop_oneof![Just(0u16), 1u16..4, any::<u16>()],
+        prop_oneof![Just(0u16), 1u16..4, any::<u16>()],
+        prop_oneof![4 => 1u8..5, 1 => any::<u8>()],
+        prop::collection::vec(
+            (
+                prop_oneof![1u8..5, any::<u8>()],
+                prop_oneof![Just(0x11u8), Just(0x22), any::<u8>()],
+                prop_oneof![0u8..4, any::<u8>()],
+            ),
+            0..6,
+        ),
+        prop_oneof![4 => Just(None), 1 => any::<u16>().prop_map(Some)],
+    )
+        .prop_map(|(code, p, y, x, nf, specs, length)| {
+            let mut body = vec![p];
+            body.extend_from_slice(&y.to_be_bytes());
+            body.extend_from_slice(&x.to_be_bytes());
+            body.push(nf);
+            for (id, factors, table) in specs {
+                body.extend_from_slice(&[id, factors, table]);
+            }
+            let length = length.unwrap_or(body.len() as u16 + 2);
+            let mut out = vec![0xFF, code];
+            out.extend_from_slice(&length.to_be_bytes());
+            out.extend_from_slice(&body);
+            out
+        });
+    let segment = (code, prop::collection::vec(any::<u8>(), 0..24))
+        .prop_map(|(code, payload)| segment(code, &payload));
+    prop_oneof![
+        4 => frame,
+        4 => segment,
+        2 => (1usize..5).prop_map(|n| vec![0xFF; n]),
+        1 => prop_oneof![Just(0x01u8), 0xD0u8..=0xD7, Just(0xD8), Just(0xD9), Just(0xDA),
+                         Just(0x00), Just(0xF7)].prop_map(|c| vec![0xFF, c]),
+        1 => prop::collection::vec(any::<u8>(), 1..4),
+    ]
+}
+
+/// A mutation of a real file: overwrite a byte, insert bytes, delete bytes, or cut the end.
+#[derive(Debug, Clone)]
+enum Mutation {
+    Set(usize, u8),
+    Insert(usize, Vec<u8>),
+    Delete(usize, usize),
+    Cut(usize),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    let byte = prop_oneof![Just(0xFFu8), Just(0x00), 0xC0u8..=0xCF, any::<u8>()];
+    prop_oneof![
+        4 => (any::<usize>(), byte.clone()).prop_map(|(at, b)| Mutation::Set(at, b)),
+        2 => (any::<usize>(), prop::collection::vec(byte, 1..6))
+            .prop_map(|(at, b)| Mutation::Insert(at, b)),
+        2 => (any::<usize>(), 1usize..6).prop_map(|(at, n)| Mutation::Delete(at, n)),
+        1 => any::<usize>().prop_map(Mutation::Cut),
+    ]
+}
+
+/// Applies `mutations` within the first `span` bytes (the header part, where they matter).
+fn mutate(file: &mut Vec<u8>, mutations: &[Mutation], span: usize) {
+    for m in mutations {
+        let len = file.len().min(span).max(1);
+        match m {
+            Mutation::Set(at, b) => {
+                if let Some(x) = file.get_mut(at % len) {
+                    *x = *b;
+                }
+            }
+            Mutation::Insert(at, bytes) => {
+                let at = at % len;
+                file.splice(at..at, bytes.iter().copied());
+            }
+            Mutation::Delete(at, n) => {
+                let at = (at % len).min(file.len());
+                let end = (at + n).min(file.len());
+                file.drain(at..end);
+            }
+            Mutation::Cut(at) => file.truncate(at % len),
+        }
+    }
+}
+
 fn is_truncation(result: &Result<ImageInfo, ProbeError>) -> bool {
     matches!(
         result,
@@ -138,12 +260,23 @@ proptest! {
         if jpeg_start {
             bytes.splice(0..0, [0xFF, 0xD8, 0xFF]);
         }
-        let whole = probe(&bytes);
-        if let Ok(info) = whole {
-            prop_assert!(info.width > 0 && info.height > 0);
+        let _answer = all_paths_agree(&bytes, &sizes)?;
+    }
+
+    #[test]
+    fn hand_built_marker_streams_agree_on_every_path(
+        parts in prop::collection::vec(part(), 0..8),
+        cut in any::<Option<usize>>(),
+        sizes in prop::collection::vec(1usize..12, 1..5),
+    ) {
+        let mut file = vec![0xFF, 0xD8];
+        for p in &parts {
+            file.extend_from_slice(p);
         }
-        prop_assert_eq!(feed_following_needs(&bytes, &sizes), whole);
-        prop_assert_eq!(stream(&bytes, &sizes), whole);
+        if let Some(cut) = cut {
+            file.truncate(cut % (file.len() + 1));
+        }
+        let _answer = all_paths_agree(&file, &sizes)?;
     }
 
     #[test]
@@ -159,10 +292,52 @@ proptest! {
         let mut file = vec![0xFF, 0xD8];
         file.extend(std::iter::repeat_n(0xFF, fill));
         file.extend_from_slice(&sof(marker, precision, height, width, components));
-        let whole = probe(&file);
+        let whole = all_paths_agree(&file, &sizes)?;
         if let Ok(info) = whole {
             prop_assert_eq!((info.width, info.height), (u32::from(width), u32::from(height)));
         }
-        prop_assert_eq!(feed_following_needs(&file, &sizes), whole);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn mutated_real_jpegs_agree_on_every_path(
+        width in 1u32..=48,
+        height in 1u32..=48,
+        color in color(),
+        segments in prop::collection::vec(extra_segment(), 0..3),
+        mutations in prop::collection::vec(mutation(), 1..5),
+        sizes in prop::collection::vec(1usize..40, 1..5),
+    ) {
+        let mut file = with_segments(&encode(width, height, 75, color), &segments);
+        // Mutate the marker segments up to a little past the frame header.
+        let span = frame_offset(&file) + 24;
+        mutate(&mut file, &mutations, span);
+        let _answer = all_paths_agree(&file, &sizes)?;
+    }
+}
+
+#[test]
+fn other_formats_agree_on_every_path() {
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x10\0\0\0\x10\x08\x02\0\0\0\x90\x91\x68\x36";
+    let inputs: &[&[u8]] = &[
+        png,
+        b"GIF89a\x10\0\x10\0\0\0\0",
+        b"GIF89a\x10\0\x10",
+        b"RIFF\x1a\0\0\0WEBPVP8L\x0d\0\0\0\x2f\0\0\0\0",
+        b"RIFF\x1a\0\0\0WEBPVP8 \x0d\0\0\0",
+        b"BM\0\0\0\0\0\0\0\0\0\0\0\0\x28\0\0\0\x10\0\0\0\xF0\xFF\xFF\xFF",
+        b"BM\0\0",
+        b"\0\0\0\x1cftypavif\0\0\0\0",
+        b"hello, world",
+        b"",
+    ];
+    for bytes in inputs {
+        for cut in 0..=bytes.len() {
+            let bytes = &bytes[..cut];
+            assert_eq!(probe(bytes), machine(bytes), "{bytes:?}");
+        }
     }
 }

@@ -27,6 +27,21 @@ pub(crate) fn first_need(format: Format) -> Option<usize> {
     }
 }
 
+/// Reads `format`'s dimensions from a whole in-memory input `bytes`, asking [`parse`] for
+/// the same leading runs as the incremental probe does; `None` if imgchkr does not read them.
+pub(crate) fn read(format: Format, bytes: &[u8]) -> Option<Result<ImageInfo, HeaderError>> {
+    let mut want = first_need(format)?;
+    Some(loop {
+        let Some(head) = bytes.get(..want) else {
+            break Err(HeaderError::TruncatedHeader);
+        };
+        match parse(format, head) {
+            Parsed::Need(more) => want = more,
+            Parsed::Done(result) => break result,
+        }
+    })
+}
+
 /// Reads `format`'s dimensions from `head`, the input's first bytes (at least
 /// [`first_need`] of them).
 pub(crate) fn parse(format: Format, head: &[u8]) -> Parsed {

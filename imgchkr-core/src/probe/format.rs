@@ -275,22 +275,40 @@ pub struct JpegFrame {
 }
 
 impl JpegFrame {
-    /// The frame kind a SOFn marker byte announces, or `None` if the byte is no SOFn.
-    pub(crate) fn kind(marker: u8) -> Option<(Process, Coding, bool)> {
-        let coding = if marker & 0x08 == 0 {
-            Coding::Huffman
-        } else {
-            Coding::Arithmetic
-        };
-        let process = match marker {
-            0xC0 => Process::Baseline,
-            0xC1 | 0xC5 | 0xC9 | 0xCD => Process::ExtendedSequential,
-            0xC2 | 0xC6 | 0xCA | 0xCE => Process::Progressive,
-            0xC3 | 0xC7 | 0xCB | 0xCF => Process::Lossless,
-            _ => return None,
-        };
-        let differential = matches!(marker, 0xC5..=0xC7 | 0xCD..=0xCF);
-        Some((process, coding, differential))
+    /// What the SOFn marker byte `marker` (SOF0–SOF15 but DHT, JPG and DAC) and the given
+    /// fields say: the low two bits give the process (C0 is the only baseline one), bit 2 a
+    /// differential frame, bit 3 arithmetic coding.
+    pub(crate) const fn of_sof(
+        marker: u8,
+        hierarchical: bool,
+        precision: u8,
+        components: u8,
+    ) -> JpegFrame {
+        JpegFrame {
+            marker,
+            process: Process::of_sof(marker),
+            coding: if marker & 0x08 == 0 {
+                Coding::Huffman
+            } else {
+                Coding::Arithmetic
+            },
+            differential: marker & 0x04 != 0,
+            hierarchical,
+            precision,
+            components,
+        }
+    }
+}
+
+impl Process {
+    /// The process of a SOFn marker byte (SOF0–SOF15 but DHT, JPG and DAC).
+    pub(crate) const fn of_sof(marker: u8) -> Process {
+        match marker & 3 {
+            0 => Process::Baseline,
+            1 => Process::ExtendedSequential,
+            2 => Process::Progressive,
+            _ => Process::Lossless,
+        }
     }
 }
 

@@ -3,50 +3,215 @@
 //! The walk reads markers and segment lengths only and skips every segment by its length:
 //! it never scans for byte patterns, so an EXIF thumbnail or a comment holding `FF C0` cannot
 //! pass for the frame header. It stops at the first SOFn, before any entropy-coded data.
+//!
+//! Two walks share every rule: [`walk`] reads a whole in-memory input in one tight loop, and
+//! [`Walker`] is the incremental machine behind [`super::Probe`], fed one token at a time.
+//! Both call [`marker`] for each marker, [`segment_length`] for each length and
+//! [`Frame`](super::frame::Frame) for the frame header, so they give the same answer for
+//! every input (the property tests check it on arbitrary and mutated inputs).
 
 use super::error::HeaderError;
-use super::format::{JpegFrame, Process};
-use super::{Format, ImageInfo};
+use super::frame::{DHP, Frame, Seen};
+use super::{Format, ImageInfo, ProbeError};
 
 const SOI: u8 = 0xD8;
 const EOI: u8 = 0xD9;
 const SOS: u8 = 0xDA;
-const DHP: u8 = 0xDE;
 const TEM: u8 = 0x01;
 const SOF55: u8 = 0xF7;
 
-/// Where the walk is. `pos` (owned by the caller) is the offset of the token it wants next.
+/// What the two bytes where a marker must be say, when they are allowed there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Marker {
+    /// A segment with a length, skipped whole, unread (APPn, COM, DQT, DHT, DAC, DRI, JPGn…).
+    Segment,
+    /// A frame header: SOFn (except DHT, JPG and DAC) or DHP.
+    Frame,
+    /// `FF FF`: the first `FF` is a fill byte (B.1.1.2); the marker starts one byte later.
+    Fill,
+    /// TEM or RST0–RST7 (B.1.1.3): no length, nothing to skip.
+    StandAlone,
+}
+
+/// What a marker code is where a marker must be: a [`Marker`], or why it cannot be there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Code {
+    Allowed(Marker),
+    /// `FF 00`: a stuffed byte, which belongs in entropy-coded data only.
+    Stuffed,
+    /// A second SOI.
+    Soi,
+    /// SOS or EOI: the frame header should have come first.
+    NoFrame,
+    /// SOF55, a JPEG-LS frame.
+    JpegLs,
+}
+
+/// [`Code`] for each marker code, so that a walk spends one load per marker.
+const CODES: [Code; 256] = {
+    let mut codes = [Code::Allowed(Marker::Segment); 256];
+    let mut code = 0xC0;
+    while code <= 0xCF {
+        // DHT (C4), JPG (C8) and DAC (CC) sit among the SOFn but are no frame headers.
+        if !matches!(code, 0xC4 | 0xC8 | 0xCC) {
+            codes[code] = Code::Allowed(Marker::Frame);
+        }
+        code += 1;
+    }
+    codes[DHP as usize] = Code::Allowed(Marker::Frame);
+    codes[TEM as usize] = Code::Allowed(Marker::StandAlone);
+    let mut rst = 0xD0;
+    while rst <= 0xD7 {
+        codes[rst] = Code::Allowed(Marker::StandAlone);
+        rst += 1;
+    }
+    codes[0xFF] = Code::Allowed(Marker::Fill);
+    codes[0x00] = Code::Stuffed;
+    codes[SOI as usize] = Code::Soi;
+    codes[EOI as usize] = Code::NoFrame;
+    codes[SOS as usize] = Code::NoFrame;
+    codes[SOF55 as usize] = Code::JpegLs;
+    codes
+};
+
+/// Reads the two bytes `prefix`, `code` at `offset`, where a marker must be.
+#[inline(always)]
+pub(crate) fn marker(offset: u64, prefix: u8, code: u8) -> Result<Marker, HeaderError> {
+    match (prefix, CODES[usize::from(code)]) {
+        (0xFF, Code::Allowed(marker)) => Ok(marker),
+        _ => Err(refused(offset, prefix, code)),
+    }
+}
+
+/// Why the two bytes `prefix`, `code` at `offset` cannot stand where a marker must be.
+#[cold]
+fn refused(offset: u64, prefix: u8, code: u8) -> HeaderError {
+    if prefix != 0xFF {
+        return HeaderError::ExpectedMarker {
+            offset,
+            found: prefix,
+        };
+    }
+    match CODES[usize::from(code)] {
+        Code::Stuffed => HeaderError::InvalidMarker { offset, code },
+        Code::Soi => HeaderError::UnexpectedSoi { offset },
+        Code::NoFrame => HeaderError::NoFrameHeader {
+            marker: code,
+            offset,
+        },
+        Code::JpegLs | Code::Allowed(_) => HeaderError::JpegLs,
+    }
+}
+
+/// Checks the length `length` of the segment whose marker `code` (a [`Marker::Segment`] or,
+/// with `frame`, a [`Marker::Frame`]) is at `offset`.
+#[inline(always)]
+pub(crate) fn segment_length(
+    code: u8,
+    offset: u64,
+    length: u16,
+    frame: bool,
+) -> Result<(), HeaderError> {
+    if length < 2 {
+        return Err(HeaderError::BadSegmentLength {
+            marker: code,
+            offset,
+            length,
+        });
+    }
+    // Lf covers itself, P, Y, X and Nf: 8 bytes at least.
+    if frame && length < 8 {
+        return Err(HeaderError::BadFrameLength {
+            length,
+            components: 0,
+        });
+    }
+    Ok(())
+}
+
+/// Walks a whole JPEG in memory, `bytes` starting with SOI, to its frame header.
+#[inline]
+pub(crate) fn walk(bytes: &[u8]) -> Result<ImageInfo, ProbeError> {
+    let mut pos = 2usize;
+    let mut dhp = None;
+    // Each turn reads a marker and the two bytes after it, the length if it has one.
+    while let Some(&[prefix, code, hi, lo]) = bytes.get(pos..).and_then(<[u8]>::first_chunk) {
+        let kind = marker(pos as u64, prefix, code).map_err(malformed)?;
+        let length = u16::from_be_bytes([hi, lo]);
+        if kind == Marker::Segment {
+            segment_length(code, pos as u64, length, false).map_err(malformed)?;
+            pos += 2 + usize::from(length);
+            continue;
+        }
+        match kind {
+            Marker::Fill => pos += 1,
+            Marker::StandAlone => pos += 2,
+            _ => {
+                segment_length(code, pos as u64, length, true).map_err(malformed)?;
+                let body = bytes.get(pos + 4..).unwrap_or_default();
+                let frame = Frame::parse(code, length, body).map_err(malformed)?;
+                if !frame.is_dhp() {
+                    return Ok(frame.info(dhp));
+                }
+                // Hierarchical mode: the DHP gives the image's size; the frames follow.
+                dhp = Some(frame.size());
+                pos += 2 + usize::from(length);
+            }
+        }
+    }
+    Err(malformed(tail(bytes, pos)))
+}
+
+/// Why a walk that has fewer than four bytes left at `pos` ends: markers without a length
+/// may still fit, or be wrong.
+#[cold]
+fn tail(bytes: &[u8], mut pos: usize) -> HeaderError {
+    let mut rest = bytes.get(pos..).unwrap_or_default();
+    while let &[prefix, code, ..] = rest {
+        let step = match marker(pos as u64, prefix, code) {
+            Err(e) => return e,
+            Ok(Marker::Fill) => 1,
+            Ok(Marker::StandAlone) => 2,
+            Ok(Marker::Segment | Marker::Frame) => break,
+        };
+        pos += step;
+        rest = rest.get(step..).unwrap_or_default();
+    }
+    HeaderError::TruncatedBeforeFrameHeader
+}
+
+/// A JPEG header error as the probe reports it.
+#[cold]
+pub(crate) fn malformed(reason: HeaderError) -> ProbeError {
+    ProbeError::Malformed {
+        format: Format::Jpeg,
+        reason,
+    }
+}
+
+/// Where the incremental walk is. `pos` (owned by the caller) is the offset of the token it
+/// wants next.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Walker {
     at: At,
     /// Dimensions from a DHP segment (hierarchical mode), which are the image's.
     dhp: Option<(u16, u16)>,
-    /// The frame header being read.
+    /// The frame header being read, once its first six bytes are checked.
     frame: Frame,
-    /// Component identifiers seen in this frame header (a 256-bit set: no allocation).
-    seen: [u64; 4],
+    /// Component identifiers seen in this frame header.
+    seen: Seen,
 }
 
 #[derive(Debug, Clone, Copy)]
 enum At {
     /// `FF` and the marker code (or another `FF`: a fill byte).
     Marker,
-    /// The two-byte length of the segment whose marker ended just before.
-    Length { marker: u8 },
+    /// The two-byte length of the segment whose marker `code` ended just before.
+    Length { code: u8, frame: bool },
     /// P, Y, X and Nf of a frame header (SOFn or DHP).
-    FrameHead,
+    FrameHead { code: u8, length: u16 },
     /// One component specification (Ci, Hi/Vi, Tqi); `left` of them remain.
     Component { left: u8 },
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Frame {
-    marker: u8,
-    length: u16,
-    precision: u8,
-    height: u16,
-    width: u16,
-    components: u8,
 }
 
 pub(crate) enum Next {
@@ -60,7 +225,7 @@ impl Walker {
             at: At::Marker,
             dhp: None,
             frame: Frame::default(),
-            seen: [0; 4],
+            seen: Seen::default(),
         }
     }
 
@@ -69,7 +234,7 @@ impl Walker {
     pub(crate) fn want(&self) -> usize {
         match self.at {
             At::Marker | At::Length { .. } => 2,
-            At::FrameHead => 6,
+            At::FrameHead { .. } => 6,
             At::Component { .. } => 3,
         }
     }
@@ -84,11 +249,12 @@ impl Walker {
     pub(crate) fn truncation(&self) -> HeaderError {
         match self.at {
             At::Marker | At::Length { .. } => HeaderError::TruncatedBeforeFrameHeader,
-            At::FrameHead | At::Component { .. } => HeaderError::TruncatedInFrameHeader,
+            At::FrameHead { .. } | At::Component { .. } => HeaderError::TruncatedInFrameHeader,
         }
     }
 
-    /// Consumes the token at `*pos` and moves `*pos` to the next one.
+    /// Consumes the token at `*pos` (exactly [`Walker::want`] bytes) and moves `*pos` to the
+    /// next one.
     #[inline]
     pub(crate) fn advance(&mut self, pos: &mut u64, token: &[u8]) -> Next {
         match self.advance_inner(pos, token) {
@@ -103,177 +269,69 @@ impl Walker {
         pos: &mut u64,
         token: &[u8],
     ) -> Result<Option<ImageInfo>, HeaderError> {
-        match self.at {
-            At::Marker => {
-                let (prefix, code) = (token[0], token[1]);
-                if prefix != 0xFF {
-                    return Err(HeaderError::ExpectedMarker {
-                        offset: *pos,
-                        found: prefix,
-                    });
-                }
-                match code {
-                    // A fill byte (B.1.1.2): the marker starts one byte later.
-                    0xFF => *pos += 1,
-                    0x00 => return Err(HeaderError::InvalidMarker { offset: *pos, code }),
-                    // Stand-alone markers (B.1.1.3): no length, nothing to skip.
-                    TEM | 0xD0..=0xD7 => *pos += 2,
-                    SOI => return Err(HeaderError::UnexpectedSoi { offset: *pos }),
-                    EOI | SOS => {
-                        return Err(HeaderError::NoFrameHeader {
-                            marker: code,
-                            offset: *pos,
-                        });
-                    }
-                    SOF55 => return Err(HeaderError::JpegLs),
-                    _ => {
-                        *pos += 2;
-                        self.at = At::Length { marker: code };
-                    }
-                }
-            }
-            At::Length { marker } => {
-                let length = u16::from_be_bytes([token[0], token[1]]);
-                if length < 2 {
-                    return Err(HeaderError::BadSegmentLength {
-                        marker,
-                        offset: *pos - 2,
-                        length,
-                    });
-                }
-                if marker == DHP || JpegFrame::kind(marker).is_some() {
-                    // Lf covers itself, P, Y, X and Nf: 8 bytes at least.
-                    if length < 8 {
-                        return Err(HeaderError::BadFrameLength {
-                            length,
-                            components: 0,
-                        });
-                    }
-                    self.frame = Frame {
-                        marker,
-                        length,
-                        ..Frame::default()
-                    };
+        match (self.at, token) {
+            (At::Marker, &[prefix, code]) => match marker(*pos, prefix, code)? {
+                Marker::Fill => *pos += 1,
+                Marker::StandAlone => *pos += 2,
+                kind => {
                     *pos += 2;
-                    self.at = At::FrameHead;
+                    self.at = At::Length {
+                        code,
+                        frame: kind == Marker::Frame,
+                    };
+                }
+            },
+            (At::Length { code, frame }, &[hi, lo]) => {
+                let length = u16::from_be_bytes([hi, lo]);
+                segment_length(code, *pos - 2, length, frame)?;
+                if frame {
+                    *pos += 2;
+                    self.at = At::FrameHead { code, length };
                 } else {
-                    // Any other segment (APPn, COM, DQT, DHT, DAC, DRI, JPGn, RES…) is skipped
-                    // whole by its length, unread.
                     *pos += u64::from(length);
                     self.at = At::Marker;
                 }
             }
-            At::FrameHead => {
-                let frame = &mut self.frame;
-                frame.precision = token[0];
-                frame.height = u16::from_be_bytes([token[1], token[2]]);
-                frame.width = u16::from_be_bytes([token[3], token[4]]);
-                frame.components = token[5];
-                frame.check()?;
-                self.seen = [0; 4];
+            (At::FrameHead { code, length }, token) => {
+                let head = token.first_chunk().ok_or(self.truncation())?;
+                self.frame = Frame::head(code, length, head)?;
+                self.seen = Seen::default();
                 *pos += 6;
                 self.at = At::Component {
-                    left: frame.components,
+                    left: self.frame.components,
                 };
             }
-            At::Component { left } => {
-                let (component, factors, table) = (token[0], token[1], token[2]);
-                if !(1..=4).contains(&(factors >> 4)) || !(1..=4).contains(&(factors & 0x0F)) {
-                    return Err(HeaderError::BadSamplingFactor { component, factors });
-                }
-                // Tq is 0–3, and 0 in lossless frames, which have no quantization (B.2.2).
-                let lossless =
-                    JpegFrame::kind(self.frame.marker).is_some_and(|k| k.0 == Process::Lossless);
-                if table > 3 || (lossless && table != 0) {
-                    return Err(HeaderError::BadQuantTable { component, table });
-                }
-                // Each component identifier appears once in a frame header (B.2.2).
-                let (word, bit) = (usize::from(component / 64), 1u64 << (component % 64));
-                if self.seen[word] & bit != 0 {
-                    return Err(HeaderError::DuplicateComponent { component });
-                }
-                self.seen[word] |= bit;
+            (At::Component { left }, token) => {
+                let spec = token.first_chunk().ok_or(self.truncation())?;
+                self.frame.component(&mut self.seen, spec)?;
                 *pos += 3;
                 if left > 1 {
                     self.at = At::Component { left: left - 1 };
-                } else if self.frame.marker == DHP {
+                } else if self.frame.is_dhp() {
                     // Hierarchical mode: the DHP gives the image's size; the frames follow.
-                    self.dhp = Some((self.frame.width, self.frame.height));
+                    self.dhp = Some(self.frame.size());
                     self.at = At::Marker;
                 } else {
-                    return Ok(Some(self.info()));
+                    return Ok(Some(self.frame.info(self.dhp)));
                 }
             }
+            // The caller always passes `want()` bytes.
+            _ => return Err(self.truncation()),
         }
         Ok(None)
     }
-
-    fn info(&self) -> ImageInfo {
-        let frame = self.frame;
-        let (process, coding, differential) = JpegFrame::kind(frame.marker).unwrap_or((
-            Process::Baseline,
-            super::Coding::Huffman,
-            false,
-        ));
-        let (width, height) = self.dhp.unwrap_or((frame.width, frame.height));
-        ImageInfo {
-            format: Format::Jpeg,
-            width: u32::from(width),
-            height: u32::from(height),
-            jpeg: Some(JpegFrame {
-                marker: frame.marker,
-                process,
-                coding,
-                differential,
-                hierarchical: self.dhp.is_some(),
-                precision: frame.precision,
-                components: frame.components,
-            }),
-        }
-    }
 }
 
-impl Frame {
-    /// The checks of T.81 B.2.2 and Table B.2 that the first six bytes allow.
-    fn check(&self) -> Result<(), HeaderError> {
-        if self.width == 0 {
-            return Err(HeaderError::ZeroWidth);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_marker_table_agrees_with_the_frame_kinds() {
+        for code in 0..=255u8 {
+            let frame = marker(0, 0xFF, code) == Ok(Marker::Frame);
+            let sof = (0xC0..=0xCF).contains(&code) && ![0xC4, 0xC8, 0xCC].contains(&code);
+            assert_eq!(frame, sof || code == DHP, "{code:02X}");
         }
-        if self.height == 0 {
-            return Err(HeaderError::ZeroHeight);
-        }
-        // DHP has no process of its own (B.3.2): hold it to the loosest rules, the lossless ones.
-        let process = JpegFrame::kind(self.marker).map_or(Process::Lossless, |k| k.0);
-        let max_components = if process == Process::Progressive {
-            4
-        } else {
-            255
-        };
-        if self.components == 0 || self.components > max_components {
-            return Err(HeaderError::BadComponentCount {
-                count: self.components,
-                process,
-            });
-        }
-        if u32::from(self.length) != 8 + 3 * u32::from(self.components) {
-            return Err(HeaderError::BadFrameLength {
-                length: self.length,
-                components: self.components,
-            });
-        }
-        let precision_ok = match process {
-            Process::Baseline => self.precision == 8,
-            Process::ExtendedSequential | Process::Progressive => {
-                matches!(self.precision, 8 | 12)
-            }
-            Process::Lossless => (2..=16).contains(&self.precision),
-        };
-        if !precision_ok {
-            return Err(HeaderError::BadPrecision {
-                precision: self.precision,
-                process,
-            });
-        }
-        Ok(())
     }
 }
