@@ -104,11 +104,21 @@ impl Backend {
         }
     }
 
-    /// Whether the in-process queue is full (never known up front for Redis).
+    /// Whether the queue is full: the in-process queue now, the Redis queue as last seen
+    /// (by this process's monitor, every half second, or a submission's check).
     pub fn is_full(&self) -> bool {
         match self {
             Backend::Memory { queue, .. } => queue.is_full(),
-            Backend::Redis { .. } => false,
+            Backend::Redis { queue, .. } => queue.looks_full(),
+        }
+    }
+
+    /// Whether the store and queue can be reached: always in memory; for Redis, whether it
+    /// answered this process's last check (every half second).
+    pub fn is_reachable(&self) -> bool {
+        match self {
+            Backend::Memory { .. } => true,
+            Backend::Redis { queue, .. } => queue.is_up(),
         }
     }
 

@@ -1,11 +1,13 @@
 //! A job's life end to end: submission, webhooks in order, the job as GET shows it.
+//!
+//! A contract test: each runs twice, unchanged, `embedded::<test>` (in memory) and
+//! `redis::<test>` (`serve --redis` on a `redis-server` of its own): `common::both_backends!`.
 
 mod common;
 
 use common::{Receiver, Server, closed_port, jpeg_header, real_jpeg};
 use serde_json::json;
 
-#[test]
 fn seed_example_fails_with_the_exact_errors() {
     let hooks = Receiver::start();
     let server = Server::start(&[]);
@@ -43,7 +45,6 @@ fn seed_example_fails_with_the_exact_errors() {
     assert_eq!(hooks.hooks_for(&id).len(), 2, "exactly one final event");
 }
 
-#[test]
 fn valid_jpeg_succeeds_and_trailing_slash_works() {
     let hooks = Receiver::start();
     let server = Server::start(&[]);
@@ -72,7 +73,6 @@ fn valid_jpeg_succeeds_and_trailing_slash_works() {
     assert_eq!(server.wait_final(&id)["state"], "success");
 }
 
-#[test]
 fn missing_file_and_escape_fail_with_the_client_path() {
     let hooks = Receiver::start();
     let server = Server::start(&[]);
@@ -96,7 +96,6 @@ fn missing_file_and_escape_fail_with_the_client_path() {
     }
 }
 
-#[test]
 fn unreachable_on_start_still_succeeds_and_records_the_failure() {
     let hooks = Receiver::start();
     let server = Server::start(&["--webhook-attempts", "1"]);
@@ -124,7 +123,6 @@ fn unreachable_on_start_still_succeeds_and_records_the_failure() {
     assert_eq!(start["error"], "connection refused");
 }
 
-#[test]
 fn idempotent_resubmission_by_body_id_and_header() {
     let hooks = Receiver::start();
     let server = Server::start(&[]);
@@ -159,7 +157,6 @@ fn idempotent_resubmission_by_body_id_and_header() {
     assert_eq!(hooks.hooks().len(), 4);
 }
 
-#[test]
 fn listing_and_metrics() {
     let hooks = Receiver::start();
     let server = Server::start(&[]);
@@ -208,3 +205,12 @@ fn listing_and_metrics() {
     assert!(text.contains("imgchkr_http_request_duration_seconds_bucket"));
     assert!(text.contains("imgchkr_queue_depth"));
 }
+
+common::both_backends!(
+    seed_example_fails_with_the_exact_errors,
+    valid_jpeg_succeeds_and_trailing_slash_works,
+    missing_file_and_escape_fail_with_the_client_path,
+    unreachable_on_start_still_succeeds_and_records_the_failure,
+    idempotent_resubmission_by_body_id_and_header,
+    listing_and_metrics,
+);

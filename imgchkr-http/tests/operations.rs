@@ -1,4 +1,7 @@
 //! Back-pressure, tenants, fairness and graceful shutdown.
+//!
+//! A contract test: each runs twice, unchanged, `embedded::<test>` (in memory) and
+//! `redis::<test>` (`serve --redis` on a `redis-server` of its own): `common::both_backends!`.
 
 mod common;
 
@@ -11,7 +14,6 @@ fn id_of(r: &common::Resp) -> String {
     r.json()["id"].as_str().unwrap().to_owned()
 }
 
-#[test]
 fn full_queue_answers_503_with_retry_after() {
     let hooks = Receiver::start();
     hooks.set_delay(Duration::from_secs(2));
@@ -36,7 +38,6 @@ fn full_queue_answers_503_with_retry_after() {
     assert_eq!(listed["jobs"].as_array().unwrap().len(), 2);
 }
 
-#[test]
 fn tenants_are_authenticated_and_isolated() {
     let hooks = Receiver::start();
     let server = Server::start(&["--auth-token", "a:token-a", "--auth-token", "b:token-b"]);
@@ -88,7 +89,6 @@ fn tenants_are_authenticated_and_isolated() {
     assert_ne!(id_of(&ka), id_of(&kb));
 }
 
-#[test]
 fn one_tenant_flooding_cannot_starve_another() {
     let hooks = Receiver::start();
     hooks.set_delay(Duration::from_millis(100));
@@ -145,7 +145,6 @@ fn one_tenant_flooding_cannot_starve_another() {
     assert!(still_queued >= 2, "b waited behind the flood");
 }
 
-#[test]
 fn sigterm_finishes_in_flight_jobs_and_their_webhooks() {
     let hooks = Receiver::start();
     hooks.set_delay(Duration::from_millis(700));
@@ -186,3 +185,10 @@ fn sigterm_finishes_in_flight_jobs_and_their_webhooks() {
         assert_eq!(v["span"]["job_id"], id.as_str(), "{line}");
     }
 }
+
+common::both_backends!(
+    full_queue_answers_503_with_retry_after,
+    tenants_are_authenticated_and_isolated,
+    one_tenant_flooding_cannot_starve_another,
+    sigterm_finishes_in_flight_jobs_and_their_webhooks,
+);

@@ -18,9 +18,7 @@ use std::time::Duration;
 use common::{Hook, Receiver, Server, WorkerProcess, jpeg_header, wait_within};
 use serde_json::{Value, json};
 
-#[path = "support/redis_server.rs"]
-mod redis_server;
-use redis_server::RedisServer;
+use common::redis_server::RedisServer;
 
 /// Worker flags: a dead worker's jobs are reclaimed after 1 s.
 const FAST_RECLAIM: [&str; 4] = ["--redis-reclaim-idle", "1s", "--redis-heartbeat", "200ms"];

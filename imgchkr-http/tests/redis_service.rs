@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use common::{Receiver, Server, jpeg_header};
 use serde_json::{Value, json};
 
-#[path = "support/redis_server.rs"]
-mod redis_server;
-use redis_server::RedisServer;
+use common::redis_server::RedisServer;
 
 /// An `imgchkr worker` child; killed on drop.
 struct Worker(Child);

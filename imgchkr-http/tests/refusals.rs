@@ -1,5 +1,8 @@
 //! Refusals before queueing, routing errors, and hostile input: never a 500, never a crash,
 //! nothing queued, no webhook.
+//!
+//! A contract test: each runs twice, unchanged, `embedded::<test>` (in memory) and
+//! `redis::<test>` (`serve --redis` on a `redis-server` of its own): `common::both_backends!`.
 
 mod common;
 
@@ -20,7 +23,6 @@ fn assert_nothing_queued(server: &Server, hooks: &Receiver) {
     );
 }
 
-#[test]
 fn each_refusal_of_the_spec() {
     let hooks = Receiver::start();
     let server = Server::start(&["--max-body-bytes", "1024"]);
@@ -132,7 +134,6 @@ fn each_refusal_of_the_spec() {
     assert_eq!(r.status, 202);
 }
 
-#[test]
 fn refused_destination_names_the_field() {
     let hooks = Receiver::start();
     let server = Server::start(&["--notify-deny-private"]);
@@ -148,7 +149,6 @@ fn refused_destination_names_the_field() {
     assert_nothing_queued(&server, &hooks);
 }
 
-#[test]
 fn unknown_ids_routes_and_methods() {
     let server = Server::start(&[]);
     for path in [
@@ -175,7 +175,6 @@ fn unknown_ids_routes_and_methods() {
     assert_eq!(server.get("/readyz").status, 200);
 }
 
-#[test]
 fn hostile_input_never_gives_500_or_kills_the_server() {
     let server = Server::start(&[
         "--max-body-bytes",
@@ -273,3 +272,10 @@ fn hostile_input_never_gives_500_or_kills_the_server() {
         server.metric("imgchkr_http_requests_total{route=\"/assets/image\",status=\"500\"}") == 0.0
     );
 }
+
+common::both_backends!(
+    each_refusal_of_the_spec,
+    refused_destination_names_the_field,
+    unknown_ids_routes_and_methods,
+    hostile_input_never_gives_500_or_kills_the_server,
+);

@@ -1,5 +1,8 @@
 //! Remote image locations end to end: `--locations local,url` with a loopback HTTP server
 //! that honours `Range`, and the refusal of a location that is not enabled.
+//!
+//! A contract test: each runs twice, unchanged, `embedded::<test>` (in memory) and
+//! `redis::<test>` (`serve --redis` on a `redis-server` of its own): `common::both_backends!`.
 
 mod common;
 
@@ -70,7 +73,6 @@ fn range_server(body: Vec<u8>) -> SocketAddr {
     addr
 }
 
-#[test]
 fn url_asset_is_read_with_ranges_and_fails_on_dimensions() {
     let hooks = Receiver::start();
     let images = range_server(jpeg_header(1800, 1200));
@@ -102,7 +104,6 @@ fn url_asset_is_read_with_ranges_and_fails_on_dimensions() {
     assert_eq!(server.wait_final(&id)["errors"], errors);
 }
 
-#[test]
 fn a_location_not_enabled_is_refused_with_400() {
     let hooks = Receiver::start();
     let server = Server::start(&[]);
@@ -117,7 +118,6 @@ fn a_location_not_enabled_is_refused_with_400() {
     );
 }
 
-#[test]
 fn a_refused_url_destination_is_a_400_on_asset_path() {
     let hooks = Receiver::start();
     let server = Server::start(&["--locations", "url,local", "--notify-deny-private"]);
@@ -131,3 +131,9 @@ fn a_refused_url_destination_is_a_400_on_asset_path() {
         r.body_text()
     );
 }
+
+common::both_backends!(
+    url_asset_is_read_with_ranges_and_fails_on_dimensions,
+    a_location_not_enabled_is_refused_with_400,
+    a_refused_url_destination_is_a_400_on_asset_path,
+);

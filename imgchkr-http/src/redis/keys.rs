@@ -84,6 +84,11 @@ impl Keys {
         format!("{}q:tenants", self.prefix)
     }
 
+    /// `<p>q:stats`: hash, the deployment's counts (`reclaimed`, `parked`).
+    pub(crate) fn stats(&self) -> String {
+        format!("{}q:stats", self.prefix)
+    }
+
     /// `<p>q:bell`: list of wake-up tokens, one per push (capped), for idle workers' BLPOP.
     pub(crate) fn bell(&self) -> String {
         format!("{}q:bell", self.prefix)

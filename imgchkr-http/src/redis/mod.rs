@@ -23,6 +23,7 @@
 //! | `<p>q:rr` | list | tenants with entries waiting, in serving order (round-robin) |
 //! | `<p>q:tenants` | set | tenants with a stream (entries waiting or pending) |
 //! | `<p>q:bell` | list | wake-up tokens for idle workers (one per push, capped) |
+//! | `<p>q:stats` | hash | the deployment's `reclaimed` and `parked` counts |
 //!
 //! # Guarantees
 //!
@@ -75,25 +76,38 @@ pub use store::RedisStore;
 use keys::Keys;
 use scripts::Scripts;
 
-/// Jobs handed to a worker and not yet acknowledged (gauge, all tenants, as last seen).
+/// Jobs handed to a worker and not yet acknowledged (gauge, all workers and tenants).
 pub const PENDING_JOBS: &str = "imgchkr_redis_pending_jobs";
-/// Entries taken over from a worker that stopped heartbeating (counter).
+/// Entries taken over from a worker that stopped heartbeating (counter, the whole
+/// deployment's, as counted in Redis).
 pub const RECLAIMED: &str = "imgchkr_redis_reclaimed_total";
-/// Jobs parked as failed after too many deliveries (counter).
+/// Jobs parked as failed after too many deliveries (counter, the whole deployment's, as
+/// counted in Redis).
 pub const PARKED: &str = "imgchkr_redis_parked_total";
+/// 1 while this process reaches Redis, 0 while it does not (gauge).
+pub const REDIS_UP: &str = "imgchkr_redis_up";
+
+/// How often each process reads the queue's figures (depth, pending, counts) into its
+/// metrics, and checks that Redis answers (readiness).
+pub const MONITOR_EVERY: Duration = Duration::from_millis(500);
 
 /// Describes this adapter's metrics to the installed recorder (call once after
-/// `crate::metrics::install`).
+/// `crate::metrics::install`). Every process (API or worker) exports the deployment's
+/// figures, read from Redis every [`MONITOR_EVERY`]: scrape any one of them.
 pub fn describe_metrics() {
     metrics::describe_gauge!(
         PENDING_JOBS,
-        "Jobs handed to a worker and not yet acknowledged (Redis queue)."
+        "Jobs handed to a worker and not yet acknowledged (Redis queue, all workers)."
     );
     metrics::describe_counter!(
         RECLAIMED,
-        "Jobs taken over from a worker that stopped heartbeating."
+        "Jobs taken over from a worker that stopped heartbeating (whole deployment)."
     );
-    metrics::describe_counter!(PARKED, "Jobs recorded as failed after too many deliveries.");
+    metrics::describe_counter!(
+        PARKED,
+        "Jobs recorded as failed after too many deliveries (whole deployment)."
+    );
+    metrics::describe_gauge!(REDIS_UP, "1 while Redis answers this process, else 0.");
 }
 
 /// The most finished jobs one write evicts (retention work per call stays bounded; the rest

@@ -1,7 +1,7 @@
 //! [`RedisQueue`]: one stream per tenant, one consumer group, round-robin hand-out, acks late.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
@@ -16,7 +16,9 @@ use tracing::{debug, warn};
 
 use super::keys::GROUP;
 use super::store::RedisStore;
-use super::{PARKED, PENDING_JOBS, RECLAIMED, Shared, abandoned_text, bounded};
+use super::{
+    MONITOR_EVERY, PARKED, PENDING_JOBS, RECLAIMED, REDIS_UP, Shared, abandoned_text, bounded,
+};
 use crate::metrics::QUEUE_DEPTH;
 
 /// `Retry-After` hint, in seconds, when the queue is full.
@@ -64,6 +66,10 @@ struct Inner {
     pop: tokio::sync::Mutex<Instant>,
     closed: AtomicBool,
     close: Notify,
+    /// Whether Redis answered the last call made (monitor, or a call of this queue).
+    up: AtomicBool,
+    /// The depth (entries waiting, all tenants) last read.
+    depth_seen: AtomicU64,
 }
 
 impl RedisQueue {
@@ -85,9 +91,12 @@ impl RedisQueue {
             pop: tokio::sync::Mutex::new(Instant::now()),
             closed: AtomicBool::new(false),
             close: Notify::new(),
+            up: AtomicBool::new(true),
+            depth_seen: AtomicU64::new(0),
         });
         let every = inner.shared.config.heartbeat_period();
         tokio::spawn(heartbeat_loop(Arc::downgrade(&inner), every));
+        tokio::spawn(monitor_loop(Arc::downgrade(&inner)));
         RedisQueue { inner }
     }
 
@@ -123,7 +132,7 @@ impl RedisQueue {
         let keys = &self.inner.shared.keys;
         let config = &self.inner.shared.config;
         let mut conn = self.inner.shared.conn.clone();
-        let (depth, mine): (Option<u64>, Option<u64>) = bounded(
+        let read = bounded(
             self.inner.timeout(),
             ::redis::pipe()
                 .cmd("GET")
@@ -133,10 +142,33 @@ impl RedisQueue {
                 .arg(tenant)
                 .query_async(&mut conn),
         )
-        .await?;
+        .await;
+        let (depth, mine): (Option<u64>, Option<u64>) = self.inner.seen(read)?;
+        let depth = depth.unwrap_or(0);
+        self.inner.saw_depth(depth);
         let capacity = config.capacity.max(1) as u64;
         let per_tenant = config.per_tenant.clamp(1, config.capacity.max(1)) as u64;
-        Ok(depth.unwrap_or(0) < capacity && mine.unwrap_or(0) < per_tenant)
+        Ok(depth < capacity && mine.unwrap_or(0) < per_tenant)
+    }
+
+    /// Whether Redis answered this process's last check (every [`MONITOR_EVERY`], and
+    /// every call the queue makes): readiness.
+    pub fn is_up(&self) -> bool {
+        self.inner.up.load(Ordering::SeqCst)
+    }
+
+    /// Whether the queue was at its overall capacity when last seen (by the monitor every
+    /// [`MONITOR_EVERY`], or a submission's check): readiness. Advisory, as
+    /// [`has_room`](RedisQueue::has_room).
+    pub fn looks_full(&self) -> bool {
+        let capacity = self.inner.shared.config.capacity.max(1) as u64;
+        self.inner.depth_seen.load(Ordering::SeqCst) >= capacity
+    }
+
+    /// Reads the queue's figures into the metrics now (the monitor task does it every
+    /// [`MONITOR_EVERY`]); `Err` if Redis does not answer.
+    pub async fn refresh(&self) -> Result<(), StoreError> {
+        self.inner.refresh().await
     }
 
     /// Looks for an entry another worker left pending past the idle time and takes it over
@@ -174,6 +206,20 @@ impl RedisQueue {
     }
 }
 
+async fn monitor_loop(inner: Weak<Inner>) {
+    let mut tick = tokio::time::interval(MONITOR_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        if let Err(e) = inner.refresh().await {
+            debug!(error = %e, "redis queue: monitor could not read the queue");
+        }
+    }
+}
+
 async fn heartbeat_loop(inner: Weak<Inner>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -196,6 +242,39 @@ impl Inner {
         self.shared.config.op_timeout
     }
 
+    /// Notes whether Redis answered.
+    fn seen<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        let up = !matches!(result, Err(StoreError::Unavailable(_)));
+        self.up.store(up, Ordering::SeqCst);
+        metrics::gauge!(REDIS_UP).set(if up { 1.0 } else { 0.0 });
+        result
+    }
+
+    /// Notes the depth just read, in the readiness check and the gauge.
+    fn saw_depth(&self, depth: u64) {
+        self.depth_seen.store(depth, Ordering::SeqCst);
+        metrics::gauge!(QUEUE_DEPTH).set(depth as f64);
+    }
+
+    async fn refresh(&self) -> Result<(), StoreError> {
+        let keys = &self.shared.keys;
+        let mut call = self.shared.scripts.stats.prepare_invoke();
+        call.key(keys.depth())
+            .key(keys.tenants())
+            .key(keys.stats())
+            .arg(keys.stream_prefix())
+            .arg(GROUP);
+        let mut conn = self.shared.conn.clone();
+        let read = bounded(self.timeout(), call.invoke_async(&mut conn)).await;
+        let (depth, pending, reclaimed, parked): (i64, i64, i64, i64) = self.seen(read)?;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        self.saw_depth(count(depth));
+        metrics::gauge!(PENDING_JOBS).set(count(pending) as f64);
+        metrics::counter!(RECLAIMED).absolute(count(reclaimed));
+        metrics::counter!(PARKED).absolute(count(parked));
+        Ok(())
+    }
+
     async fn push(&self, id: JobId, tenant: &str) -> Result<(), StoreError> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(StoreError::Closed);
@@ -216,7 +295,8 @@ impl Inner {
             .arg(GROUP)
             .arg(BELL_CAP);
         let mut conn = self.shared.conn.clone();
-        let entry: String = bounded(self.timeout(), call.invoke_async(&mut conn)).await?;
+        let entry: String =
+            self.seen(bounded(self.timeout(), call.invoke_async(&mut conn)).await)?;
         if entry.starts_with('-') {
             return Err(StoreError::Full {
                 retry_after_secs: RETRY_AFTER_SECS,
@@ -267,7 +347,7 @@ impl Inner {
             let Some((tenant, receipt, job, depth)) = next else {
                 return Ok(None);
             };
-            metrics::gauge!(QUEUE_DEPTH).set(depth.parse::<f64>().unwrap_or(0.0));
+            self.saw_depth(depth.parse().unwrap_or(0));
             match job.parse::<JobId>() {
                 Ok(id) => {
                     self.leases().insert(receipt.clone(), tenant.clone());
@@ -303,6 +383,7 @@ impl Inner {
         for _ in 0..MAX_SKIPS {
             let mut call = self.shared.scripts.reclaim.prepare_invoke();
             call.key(keys.tenants())
+                .key(keys.stats())
                 .arg(keys.stream_prefix())
                 .arg(GROUP)
                 .arg(&self.consumer)
@@ -321,7 +402,6 @@ impl Inner {
                 self.ack_entry(&tenant, &receipt).await?;
                 continue;
             };
-            metrics::counter!(RECLAIMED).increment(1);
             debug!(job_id = %id, deliveries, "redis queue: reclaimed");
             self.leases().insert(receipt.clone(), tenant.clone());
             let mut lease = Lease::new(id, tenant, receipt);
@@ -346,7 +426,16 @@ impl Inner {
             None => None,
         };
         self.ack_entry(&lease.tenant, &lease.receipt).await?;
-        metrics::counter!(PARKED).increment(1);
+        let mut conn = self.shared.conn.clone();
+        let _parked: i64 = bounded(
+            self.timeout(),
+            ::redis::cmd("HINCRBY")
+                .arg(self.shared.keys.stats())
+                .arg("parked")
+                .arg(1)
+                .query_async(&mut conn),
+        )
+        .await?;
         warn!(job_id = %lease.id, attempts, deliveries = lease.deliveries, "redis queue: job parked after too many deliveries");
         Ok(state)
     }
@@ -398,7 +487,7 @@ impl Inner {
         )
         .await?;
         let depth = u64::try_from(depth.unwrap_or(0)).unwrap_or(0);
-        metrics::gauge!(QUEUE_DEPTH).set(depth as f64);
+        self.saw_depth(depth);
         Ok(depth)
     }
 }

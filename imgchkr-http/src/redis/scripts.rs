@@ -242,11 +242,12 @@ end
 return nil
 "#;
 
-/// KEYS: tenants. ARGV: stream prefix, group, consumer, min idle ms, max scan steps.
+/// KEYS: tenants, stats. ARGV: stream prefix, group, consumer, min idle ms, max scan steps.
 /// Counts pending entries over every tenant stream, and claims (XAUTOCLAIM) for `consumer`
 /// the first entry idle for at least min idle. Returns `{pending}` or
-/// `{pending, tenant, entry id, job id, deliveries}`, all as strings. A stream left with no
-/// entries at all is deleted (with its group and consumers) and its tenant forgotten.
+/// `{pending, tenant, entry id, job id, deliveries}`, all as strings, counting a claim in the
+/// stats hash (`reclaimed`). A stream left with no entries at all is deleted (with its group
+/// and consumers) and its tenant forgotten.
 const RECLAIM: &str = r#"
 local pending, found = 0, nil
 for _, tenant in ipairs(redis.call('SMEMBERS', KEYS[1])) do
@@ -282,9 +283,25 @@ for _, tenant in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   end
 end
 if found then
+  redis.call('HINCRBY', KEYS[2], 'reclaimed', 1)
   return {tostring(pending), found[1], found[2], found[3], found[4]}
 end
 return {tostring(pending)}
+"#;
+
+/// KEYS: depth, tenants, stats. ARGV: stream prefix, group. Read-only.
+/// Returns `{depth, pending, reclaimed, parked}`: entries waiting, entries handed out and not
+/// acknowledged (all tenant streams), and the deployment's reclaim and park counts so far.
+const STATS: &str = r#"
+local depth = tonumber(redis.call('GET', KEYS[1]) or '0')
+local pending = 0
+for _, tenant in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local summary = redis.pcall('XPENDING', ARGV[1] .. tenant, ARGV[2])
+  if type(summary) == 'table' and not summary.err then pending = pending + summary[1] end
+end
+local reclaimed = tonumber(redis.call('HGET', KEYS[3], 'reclaimed') or '0')
+local parked = tonumber(redis.call('HGET', KEYS[3], 'parked') or '0')
+return {depth, pending, reclaimed, parked}
 "#;
 
 /// KEYS: stream. ARGV: group, consumer, entry id. Resets the entry's idle time if `consumer`
@@ -317,6 +334,7 @@ pub(crate) struct Scripts {
     pub(crate) reclaim: Script,
     pub(crate) heartbeat: Script,
     pub(crate) ack: Script,
+    pub(crate) stats: Script,
 }
 
 impl Scripts {
@@ -331,6 +349,7 @@ impl Scripts {
             reclaim: Script::new(RECLAIM),
             heartbeat: Script::new(HEARTBEAT),
             ack: Script::new(ACK),
+            stats: Script::new(STATS),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! receiver that records what it gets, in order. Every wait has a deadline.
 #![allow(dead_code)]
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -14,6 +15,64 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub const DEADLINE: Duration = Duration::from_secs(10);
+
+// Test files that still load it themselves as well (`#[path] mod redis_server`) stay fine.
+#[allow(clippy::duplicate_mod)]
+#[path = "../support/redis_server.rs"]
+pub mod redis_server;
+use redis_server::RedisServer;
+
+/// Where `imgchkr serve` keeps jobs in the tests of this thread: the contract tests run once
+/// per backend (see [`both_backends!`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// In memory (no `--redis`).
+    Embedded,
+    /// `--redis` of a `redis-server` started for each server, killed with it.
+    Redis,
+}
+
+thread_local! {
+    static BACKEND: Cell<Backend> = const { Cell::new(Backend::Embedded) };
+}
+
+/// Runs `test` with every `imgchkr serve` it starts on `backend`.
+pub fn with_backend(backend: Backend, test: impl FnOnce()) {
+    BACKEND.with(|b| b.set(backend));
+    test();
+}
+
+/// The backend of this thread's servers.
+pub fn backend() -> Backend {
+    BACKEND.with(Cell::get)
+}
+
+/// Runs each named test function (defined without `#[test]`) once per backend, unchanged:
+/// `embedded::<name>` on the in-memory store and queue, `redis::<name>` on `serve --redis`
+/// with a `redis-server` of its own.
+#[allow(unused_macros)]
+macro_rules! both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod embedded {
+            $(
+                #[test]
+                fn $name() {
+                    super::common::with_backend(super::common::Backend::Embedded, super::$name);
+                }
+            )+
+        }
+        mod redis {
+            $(
+                #[test]
+                fn $name() {
+                    super::common::with_backend(super::common::Backend::Redis, super::$name);
+                }
+            )+
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use both_backends;
 
 /// Polls `f` until it returns `Some`, or panics after [`DEADLINE`].
 pub fn wait_for<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
@@ -38,6 +97,8 @@ pub struct Server {
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
     pub logs: Arc<Mutex<Vec<String>>>,
+    /// Its own `redis-server`, on the Redis backend (dropped after the server).
+    pub redis: Option<RedisServer>,
 }
 
 impl Server {
@@ -56,12 +117,21 @@ impl Server {
         Server::start_cmd("serve", dir, extra, log)
     }
 
-    /// Starts `imgchkr <command>` (`serve` or `api`) with `RUST_LOG=<log>`.
+    /// Starts `imgchkr <command>` (`serve` or `api`) with `RUST_LOG=<log>`. On the Redis
+    /// [`backend`], `serve` without a `--redis` of its own gets one of a fresh `redis-server`.
     pub fn start_cmd(command: &str, dir: tempfile::TempDir, extra: &[&str], log: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_imgchkr"))
-            .args([command, "--listen", "127.0.0.1:0", "--image-dir"])
+        let redis =
+            (command == "serve" && backend() == Backend::Redis && !extra.contains(&"--redis"))
+                .then(RedisServer::start);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgchkr"));
+        cmd.args([command, "--listen", "127.0.0.1:0", "--image-dir"])
             .arg(dir.path())
-            .args(extra)
+            .args(extra);
+        if let Some(redis) = &redis {
+            cmd.args(["--redis", &redis.url()]);
+        }
+        let mut child = cmd
+            .env_remove("IMGCHKR_REDIS")
             .env("RUST_LOG", log)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -93,6 +163,7 @@ impl Server {
             addr: addr.parse().unwrap(),
             dir,
             logs,
+            redis,
         }
     }
 
