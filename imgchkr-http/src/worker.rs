@@ -22,6 +22,14 @@ use crate::backend::Backend;
 use crate::metrics as m;
 use crate::webhooks::Webhooks;
 
+/// The first wait before retrying a Redis step (doubled on each failure).
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+/// The longest wait between retries of a Redis step.
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// How many times a leased job's run or acknowledgement is retried (about 25 s with the
+/// backoff) before its lease is released for another worker.
+const LEASE_RETRIES: u32 = 7;
+
 /// Everything a job needs to run.
 pub struct Workers {
     /// Where jobs are recorded and wait.
@@ -85,20 +93,25 @@ impl Workers {
     /// Leases from Redis: acknowledged only once the job's verdict and final webhook are
     /// recorded; a lease left unacknowledged is taken over by another worker later.
     async fn dispatch_redis(self: &Arc<Self>, queue: Arc<RedisQueue>) {
+        let mut backoff = RETRY_FIRST;
         loop {
             let Ok(slot) = Arc::clone(&self.job_slots).acquire_owned().await else {
                 return;
             };
             let lease = match queue.pop().await {
-                Ok(Some(lease)) => lease,
+                Ok(Some(lease)) => {
+                    backoff = RETRY_FIRST;
+                    lease
+                }
                 Ok(None) => return,
                 Err(e) => {
                     drop(slot);
                     if queue.is_closed() {
                         return;
                     }
-                    warn!(error = %e, "queue unavailable; retrying in 1 s");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "queue unavailable; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(RETRY_MAX);
                     continue;
                 }
             };
@@ -113,34 +126,77 @@ impl Workers {
         }
     }
 
+    /// Runs (or parks) a leased job, then acknowledges it. A step that fails on Redis is
+    /// retried with backoff ([`LEASE_RETRIES`]); if Redis stays away, the lease is released:
+    /// no longer heartbeated, so a worker takes it over after the reclaim idle time.
     async fn run_lease(&self, queue: &RedisQueue, lease: Lease) {
-        if queue.is_poison(&lease) {
-            // Every worker that took it stopped before finishing: the client hears onFailure
-            // instead of the job running again.
-            let span = info_span!("job", job_id = %lease.id);
-            match queue.park(&lease, &*self.webhooks).instrument(span).await {
-                Ok(Some(state)) => {
-                    metrics::counter!(m::JOBS, "state" => state.name()).increment(1);
+        let span = info_span!("job", job_id = %lease.id);
+        let ran = self
+            .with_retries(queue, "job could not be recorded", || async {
+                if queue.is_poison(&lease) {
+                    // Every worker that took it stopped before finishing: the client hears
+                    // onFailure instead of the job running again (acknowledged by `park`).
+                    if let Some(state) = queue.park(&lease, &*self.webhooks).await? {
+                        metrics::counter!(m::JOBS, "state" => state.name()).increment(1);
+                    }
+                    return Ok(true);
                 }
-                Ok(None) => {}
-                Err(e) => {
-                    warn!(job_id = %lease.id, error = %e, "poison job could not be parked; left for redelivery");
+                match self.backend.get(lease.id).await? {
+                    // Removed (refused at submission) or expired: nothing is owed.
+                    None => {}
+                    Some(job) => {
+                        self.run_recorded(&job).await?;
+                    }
                 }
-            }
-            return;
-        }
-        let done = match self.backend.get(lease.id).await {
-            // Removed (refused at submission) or expired: nothing is owed.
-            Ok(None) => true,
-            Ok(Some(job)) => self.run_recorded(&job).await.is_ok(),
-            Err(e) => {
-                warn!(job_id = %lease.id, error = %e, "job could not be read; left for redelivery");
-                false
-            }
+                Ok(false)
+            })
+            .instrument(span.clone())
+            .await;
+        let settled = match ran {
+            Some(true) => true,
+            Some(false) => self
+                .with_retries(queue, "job could not be acknowledged", || queue.ack(&lease))
+                .instrument(span.clone())
+                .await
+                .is_some(),
+            None => false,
         };
-        if done && let Err(e) = queue.ack(&lease).await {
-            warn!(job_id = %lease.id, error = %e, "job could not be acknowledged");
+        if !settled {
+            queue.release(&lease);
+            span.in_scope(|| {
+                warn!("Redis unavailable: job released for another worker to take over")
+            });
         }
+    }
+
+    /// Runs `step` until it succeeds, retrying a failure after 0.5 s, 1 s, 2 s, … (at most
+    /// [`LEASE_RETRIES`] retries, none once shutdown began). `None` if it never succeeded.
+    async fn with_retries<T, F, Fut>(
+        &self,
+        queue: &RedisQueue,
+        what: &str,
+        mut step: F,
+    ) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let mut backoff = RETRY_FIRST;
+        for retry in 0..=LEASE_RETRIES {
+            match step().await {
+                Ok(value) => return Some(value),
+                Err(e) => {
+                    if retry == LEASE_RETRIES || queue.is_closed() {
+                        warn!(error = %e, "{what}; giving up");
+                        return None;
+                    }
+                    warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "{what}; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(RETRY_MAX);
+                }
+            }
+        }
+        None
     }
 
     /// Runs one job: submission → probe → policy → notifier, as core's runner orders it.

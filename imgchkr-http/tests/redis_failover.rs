@@ -148,6 +148,21 @@ fn a_job_no_worker_finishes_is_parked_and_its_client_hears_on_failure() {
         "{:?}",
         worker.logs()
     );
+    // The API's /metrics shows the deployment's counts, kept in Redis: two take-overs, one
+    // park, nothing pending.
+    wait_within(
+        "the Redis counts in /metrics",
+        Duration::from_secs(5),
+        || {
+            let figures = [
+                api.metric("imgchkr_redis_reclaimed_total"),
+                api.metric("imgchkr_redis_parked_total"),
+                api.metric("imgchkr_redis_pending_jobs"),
+                api.metric("imgchkr_queue_depth"),
+            ];
+            (figures == [2.0, 1.0, 0.0, 0.0]).then_some(())
+        },
+    );
     // Nothing more arrives.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(hooks.hooks_for(&id).len(), 3);
@@ -266,6 +281,16 @@ fn kill_9_a_worker_mid_job_and_every_accepted_job_still_finishes_with_its_webhoo
     eprintln!(
         "{redelivered} jobs taken over from the killed worker; all {JOBS} final {:?} after the kill",
         killed_at.elapsed()
+    );
+    // Any API's /metrics shows the take-overs (counted in Redis) and nothing left pending.
+    wait_within(
+        "the Redis counts in /metrics",
+        Duration::from_secs(5),
+        || {
+            let reclaimed = apis[1].metric("imgchkr_redis_reclaimed_total");
+            let pending = apis[1].metric("imgchkr_redis_pending_jobs");
+            (reclaimed >= redelivered as f64 && pending == 0.0).then_some(())
+        },
     );
     // The job records show the final delivery.
     for (n, (id, state)) in expected.iter().enumerate() {

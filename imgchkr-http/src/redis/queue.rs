@@ -184,6 +184,13 @@ impl RedisQueue {
         self.inner.heartbeat().await;
     }
 
+    /// Stops heartbeating `lease` without acknowledging it (its job could not be recorded):
+    /// after [`RedisConfig::reclaim_idle`](super::RedisConfig::reclaim_idle) a worker,
+    /// maybe this one, takes it over as a new delivery.
+    pub fn release(&self, lease: &Lease) {
+        self.inner.leases().remove(&lease.receipt);
+    }
+
     /// Whether `lease` was handed out more than
     /// [`RedisConfig::max_deliveries`](super::RedisConfig::max_deliveries) times: the job is
     /// not to be run again but parked with [`park`](RedisQueue::park).

@@ -1,11 +1,21 @@
-//! A `redis-server` started by a test on a free loopback port, with no persistence, killed
-//! on drop. Shared by the adapter and the end-to-end Redis tests.
+//! A `redis-server` started by a test on a free loopback port, with no persistence (or an
+//! append-only file in a directory of the test's), killed on drop. Shared by the adapter and
+//! the end-to-end Redis tests.
 #![allow(dead_code)] // each test file uses a different part
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// A loopback port free now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
 
 /// A `redis-server` child; killed on drop.
 pub struct RedisServer {
@@ -16,18 +26,36 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        RedisServer::start_on(port)
+        RedisServer::start_on(free_port())
     }
 
     pub fn start_on(port: u16) -> RedisServer {
+        RedisServer::spawn(port, &["--save", "", "--appendonly", "no"])
+    }
+
+    /// A `redis-server` that keeps its data in `dir` (append-only file, fsync on every
+    /// write): killed and started again on the same port and `dir`, it has lost nothing.
+    pub fn start_persistent(port: u16, dir: &std::path::Path) -> RedisServer {
+        let dir = dir.to_str().expect("a UTF-8 temp dir");
+        RedisServer::spawn(
+            port,
+            &[
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                dir,
+            ],
+        )
+    }
+
+    fn spawn(port: u16, persistence: &[&str]) -> RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(persistence)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
