@@ -3,11 +3,12 @@
 //!
 //! The data path is one line: [`handlers::submit`] decodes and vets a submission, stores the
 //! job and enqueues its id on the fair [`queue::MemoryQueue`]; a [`worker::Workers`]
-//! dispatcher takes it off the queue and runs core's `run_job`: header probe on the blocking
-//! pool (`local`) or through imgchkr-notify's remote sources (`url`, `s3`), policy, webhooks
-//! through the [`webhooks::Webhooks`] notifier. With `--redis` the store and queue are
-//! [`redis::RedisStore`] / [`redis::RedisQueue`] instead ([`backend::Backend`]), and `imgchkr api`
-//! / `imgchkr worker` run the two halves in separate processes.
+//! dispatcher takes it off the queue and runs core's `run_job`: header probe (`local` inline,
+//! or on the blocking pool with `--blocking-local-reads`; `url` and `s3` through
+//! imgchkr-notify's remote sources), policy, webhooks through the [`webhooks::Webhooks`]
+//! notifier. With `--redis` the store and queue are [`redis::RedisStore`] /
+//! [`redis::RedisQueue`] instead ([`backend::Backend`]), and `imgchkr api` / `imgchkr worker`
+//! run the two halves in separate processes; [`service::Service`] assembles a process.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 

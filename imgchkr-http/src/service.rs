@@ -158,12 +158,11 @@ impl Service {
             return Err(ServiceError::NeedsRedis);
         }
         let metrics = metrics_handle();
-        let image_dir = ImageDir::open(&args.image_dir).map_err(|source| {
-            ServiceError::ImageDir {
+        let image_dir =
+            ImageDir::open(&args.image_dir).map_err(|source| ServiceError::ImageDir {
                 dir: args.image_dir.clone(),
                 source,
-            }
-        })?;
+            })?;
         let webhooks = notifier(&args, delivery)?;
         let remote = remote_sources(&args)?;
         let backend = backend(&args).await?;
@@ -176,6 +175,7 @@ impl Service {
             remote,
             policy: args.limits.policy(),
             probe_slots: Arc::new(Semaphore::new(args.workers())),
+            blocking_local_reads: args.blocking_local_reads,
             job_slots: Arc::new(Semaphore::new(max_jobs as usize)),
             max_jobs,
             alive: Arc::new(AtomicBool::new(false)),
@@ -270,12 +270,7 @@ impl Running {
             .into_iter()
             .flatten()
             .map(|(listener, app)| {
-                tokio::spawn(server::serve(
-                    listener,
-                    app,
-                    http,
-                    stopped(stop_rx.clone()),
-                ))
+                tokio::spawn(server::serve(listener, app, http, stopped(stop_rx.clone())))
             })
             .collect();
         stop.await;

@@ -93,7 +93,10 @@ fn run(args: &[&str]) -> (Option<i32>, String) {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
@@ -117,7 +120,34 @@ fn bad_role_and_redis_settings_stop_the_start_with_a_reason() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--redis-heartbeat"), "{stderr}");
 
-    let (code, stderr) = run(&["worker", "--redis", "redis://x", "--redis-max-deliveries", "0"]);
+    let (code, stderr) = run(&[
+        "worker",
+        "--redis",
+        "redis://x",
+        "--redis-max-deliveries",
+        "0",
+    ]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--redis-max-deliveries"), "{stderr}");
+}
+
+#[test]
+fn blocking_local_reads_give_the_same_verdicts() {
+    let hooks = Receiver::start();
+    for flags in [&[][..], &["--blocking-local-reads"][..]] {
+        let server = Server::start(flags);
+        server.write("big.jpg", &jpeg_header(1800, 1200));
+        server.write("ok.jpg", &jpeg_header(640, 480));
+        let r = server.submit(&hooks.submission("big.jpg"));
+        assert_eq!(r.status, 202, "{}", r.body_text());
+        let big = server.wait_final(r.json()["id"].as_str().unwrap());
+        assert_eq!(big["state"], "failed", "{flags:?}: {big}");
+        assert_eq!(
+            big["errors"]["image"][0],
+            "Image width exceeds maximum (1800/1000)"
+        );
+        let r = server.submit(&hooks.submission("ok.jpg"));
+        let ok = server.wait_final(r.json()["id"].as_str().unwrap());
+        assert_eq!(ok["state"], "success", "{flags:?}: {ok}");
+    }
 }
