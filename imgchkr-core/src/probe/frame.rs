@@ -12,6 +12,83 @@ use super::{Format, ImageInfo};
 /// The DHP marker (hierarchical mode), whose segment has a frame header's layout (B.3.2).
 pub(crate) const DHP: u8 = 0xDE;
 
+/// What a frame header's marker allows (B.2.2, Table B.2).
+#[derive(Debug, Clone, Copy)]
+struct Rules {
+    /// The process, as errors name it.
+    process: Process,
+    /// The largest Nf.
+    max_components: u8,
+    /// The highest quantization table selector Tq a component may name.
+    max_table: u8,
+    /// The sample precisions P allowed, as a bit set.
+    precisions: u32,
+}
+
+impl Rules {
+    /// The rules of a frame header marker: a SOFn or DHP.
+    #[inline(always)]
+    fn of_marker(marker: u8) -> Rules {
+        if marker == DHP {
+            DHP_RULES
+        } else {
+            SOF_RULES[usize::from(marker & 3)]
+        }
+    }
+
+    const fn of(process: Process) -> Rules {
+        Rules {
+            process,
+            max_components: if matches!(process, Process::Progressive) {
+                4
+            } else {
+                255
+            },
+            // Lossless frames have no quantization: Tq is 0 (B.2.2).
+            max_table: if matches!(process, Process::Lossless) {
+                0
+            } else {
+                3
+            },
+            precisions: match process {
+                Process::Baseline => 1 << 8,
+                Process::ExtendedSequential | Process::Progressive => 1 << 8 | 1 << 12,
+                Process::Lossless => 0x1_FFFC,
+            },
+        }
+    }
+}
+
+/// The rules of each SOFn, by its process, that is by its low two bits.
+const SOF_RULES: [Rules; 4] = [
+    Rules::of(Process::of_sof(0xC0)),
+    Rules::of(Process::of_sof(0xC1)),
+    Rules::of(Process::of_sof(0xC2)),
+    Rules::of(Process::of_sof(0xC3)),
+];
+
+/// DHP has no process of its own (B.3.2): it is held to the loosest rules, the lossless
+/// ones, except that its components may name any table.
+const DHP_RULES: Rules = Rules {
+    max_table: 3,
+    ..Rules::of(Process::Lossless)
+};
+
+/// Whether each Hi/Vi byte is allowed: both factors 1–4.
+const FACTORS: [bool; 256] = {
+    let mut ok = [false; 256];
+    let mut h = 1;
+    while h <= 4 {
+        let mut v = 1;
+        while v <= 4 {
+            ok[h << 4 | v] = true;
+            v += 1;
+        }
+        h += 1;
+    }
+    ok
+};
+
 /// What a frame header's first six bytes say, checked.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Frame {
@@ -64,19 +141,9 @@ impl Frame {
         if height == 0 {
             return Err(HeaderError::ZeroHeight);
         }
-        // DHP has no process of its own (B.3.2): hold it to the loosest rules, the lossless
-        // ones, except that its components may name any table.
-        let process = if marker == DHP {
-            Process::Lossless
-        } else {
-            Process::of_sof(marker)
-        };
-        let max_components = if process == Process::Progressive {
-            4
-        } else {
-            255
-        };
-        if components == 0 || components > max_components {
+        let rules = Rules::of_marker(marker);
+        let process = rules.process;
+        if components == 0 || components > rules.max_components {
             return Err(HeaderError::BadComponentCount {
                 count: components,
                 process,
@@ -85,24 +152,16 @@ impl Frame {
         if u32::from(length) != 8 + 3 * u32::from(components) {
             return Err(HeaderError::BadFrameLength { length, components });
         }
-        // Table B.2: the sample precisions each process allows, as a bit set.
-        let allowed: u32 = match process {
-            Process::Baseline => 1 << 8,
-            Process::ExtendedSequential | Process::Progressive => 1 << 8 | 1 << 12,
-            Process::Lossless => 0x1_FFFC,
-        };
-        if precision >= 32 || allowed >> precision & 1 == 0 {
+        if precision >= 32 || rules.precisions >> precision & 1 == 0 {
             return Err(HeaderError::BadPrecision { precision, process });
         }
-        // Tq is 0–3, and 0 in lossless frames, which have no quantization (B.2.2).
-        let lossless = marker != DHP && process == Process::Lossless;
         Ok(Frame {
             marker,
             precision,
             height,
             width,
             components,
-            max_table: if lossless { 0 } else { 3 },
+            max_table: rules.max_table,
         })
     }
 
@@ -111,8 +170,7 @@ impl Frame {
     #[inline]
     pub(crate) fn component(&self, seen: &mut Seen, spec: &[u8; 3]) -> Result<(), HeaderError> {
         let &[component, factors, table] = spec;
-        // Hi and Vi are 1–4 each: both less one are at most 3 (0 less one wraps to 255).
-        if (factors >> 4).wrapping_sub(1) | (factors & 0x0F).wrapping_sub(1) > 3 {
+        if !FACTORS[usize::from(factors)] {
             return Err(HeaderError::BadSamplingFactor { component, factors });
         }
         if table > self.max_table {
@@ -121,10 +179,11 @@ impl Frame {
         // Each component identifier appears once in a frame header (B.2.2).
         let word = &mut seen.0[usize::from(component / 64)];
         let bit = 1u64 << (component % 64);
-        if *word & bit != 0 {
+        let seen_before = *word & bit != 0;
+        *word |= bit;
+        if seen_before {
             return Err(HeaderError::DuplicateComponent { component });
         }
-        *word |= bit;
         Ok(())
     }
 
@@ -152,6 +211,46 @@ impl Frame {
                 self.precision,
                 self.components,
             )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_factor_table_allows_one_to_four_each() {
+        for factors in 0..=255u8 {
+            let (h, v) = (factors >> 4, factors & 0x0F);
+            let legal = (1..=4).contains(&h) && (1..=4).contains(&v);
+            assert_eq!(FACTORS[usize::from(factors)], legal, "{factors:02X}");
+        }
+    }
+
+    #[test]
+    fn the_rules_follow_table_b2() {
+        // (marker, process, precisions, largest Nf, highest Tq)
+        let cases: [(u8, Process, &[u8], u8, u8); 5] = [
+            (0xC0, Process::Baseline, &[8], 255, 3),
+            (0xC9, Process::ExtendedSequential, &[8, 12], 255, 3),
+            (0xC6, Process::Progressive, &[8, 12], 4, 3),
+            (0xCF, Process::Lossless, &[2, 3, 9, 15, 16], 255, 0),
+            (DHP, Process::Lossless, &[2, 8, 12, 16], 255, 3),
+        ];
+        for (marker, process, precisions, max_components, max_table) in cases {
+            let rules = Rules::of_marker(marker);
+            assert_eq!(rules.process, process, "{marker:02X}");
+            assert_eq!(rules.max_components, max_components, "{marker:02X}");
+            assert_eq!(rules.max_table, max_table, "{marker:02X}");
+            for p in 0..=255u8 {
+                let allowed = p < 32 && rules.precisions >> p & 1 == 1;
+                let legal = match process {
+                    Process::Lossless => (2..=16).contains(&p),
+                    _ => precisions.contains(&p),
+                };
+                assert_eq!(allowed, legal, "{marker:02X} P={p}");
+            }
         }
     }
 }

@@ -132,49 +132,74 @@ pub(crate) fn segment_length(
 /// Walks a whole JPEG in memory, `bytes` starting with SOI, to its frame header.
 #[inline]
 pub(crate) fn walk(bytes: &[u8]) -> Result<ImageInfo, ProbeError> {
-    let mut pos = 2usize;
-    let mut dhp = None;
-    // Each turn reads a marker and the two bytes after it, the length if it has one.
-    while let Some(&[prefix, code, hi, lo]) = bytes.get(pos..).and_then(<[u8]>::first_chunk) {
-        let kind = marker(pos as u64, prefix, code).map_err(malformed)?;
-        let length = u16::from_be_bytes([hi, lo]);
-        if kind == Marker::Segment {
-            segment_length(code, pos as u64, length, false).map_err(malformed)?;
-            pos += 2 + usize::from(length);
-            continue;
-        }
-        match kind {
-            Marker::Fill => pos += 1,
-            Marker::StandAlone => pos += 2,
-            _ => {
-                segment_length(code, pos as u64, length, true).map_err(malformed)?;
-                let body = bytes.get(pos + 4..).unwrap_or_default();
-                let frame = Frame::parse(code, length, body).map_err(malformed)?;
-                if !frame.is_dhp() {
-                    return Ok(frame.info(dhp));
-                }
-                // Hierarchical mode: the DHP gives the image's size; the frames follow.
-                dhp = Some(frame.size());
-                pos += 2 + usize::from(length);
-            }
-        }
-    }
-    Err(malformed(tail(bytes, pos)))
+    walk_from::<false>(bytes, 2)
 }
 
-/// Why a walk that has fewer than four bytes left at `pos` ends: markers without a length
-/// may still fit, or be wrong.
-#[cold]
-fn tail(bytes: &[u8], mut pos: usize) -> HeaderError {
+/// The walk from the marker at `pos`; `HIERARCHICAL` from a DHP segment on. The common,
+/// non-hierarchical walk carries no DHP state: it hands over at the first DHP.
+#[inline]
+fn walk_from<const HIERARCHICAL: bool>(bytes: &[u8], pos: usize) -> Result<ImageInfo, ProbeError> {
     let mut rest = bytes.get(pos..).unwrap_or_default();
+    // The offset of `rest` in the input, for error reports only.
+    let at = |rest: &[u8]| (bytes.len() - rest.len()) as u64;
+    let mut dhp = None;
+    // Each turn reads a marker and the two bytes after it, the length if it has one.
+    while let Some((&[prefix, code, hi, lo], body)) = rest.split_first_chunk::<4>() {
+        let kind = marker(at(rest), prefix, code).map_err(malformed)?;
+        let length = u16::from_be_bytes([hi, lo]);
+        let skip = 2 + usize::from(length);
+        if kind == Marker::Segment {
+            segment_length(code, at(rest), length, false).map_err(malformed)?;
+            // A segment that runs past the end leaves nothing: a truncation.
+            rest = rest.get(skip..).unwrap_or_default();
+            continue;
+        }
+        // Three ways, not four: a jump table over the four kinds made an indirect branch
+        // that mispredicted between the segments and the frame header.
+        if kind != Marker::Frame {
+            // Fill bytes or a stand-alone marker. A run of fill bytes goes in one sweep, up
+            // to the marker's own `FF`, the run's last; a stand-alone marker (its code not
+            // `FF`, a run of one) has two bytes.
+            let run = rest.iter().position(|&b| b != 0xFF).unwrap_or(rest.len());
+            rest = rest
+                .get(if run > 1 { run - 1 } else { 2 }..)
+                .unwrap_or_default();
+            continue;
+        }
+        segment_length(code, at(rest), length, true).map_err(malformed)?;
+        let frame = Frame::parse(code, length, body).map_err(malformed)?;
+        if !frame.is_dhp() {
+            return Ok(frame.info(dhp));
+        }
+        // Hierarchical mode: the DHP gives the image's size; the frames follow.
+        if !HIERARCHICAL {
+            return hierarchical(bytes, at(rest) as usize);
+        }
+        dhp = Some(frame.size());
+        rest = rest.get(skip..).unwrap_or_default();
+    }
+    Err(malformed(tail(rest, at(rest))))
+}
+
+/// The walk from the DHP segment at `pos`.
+#[cold]
+#[inline(never)]
+fn hierarchical(bytes: &[u8], pos: usize) -> Result<ImageInfo, ProbeError> {
+    walk_from::<true>(bytes, pos)
+}
+
+/// Why a walk ends that has fewer than four bytes left, `rest` at offset `pos`: markers
+/// without a length may still fit, or be wrong.
+#[cold]
+fn tail(mut rest: &[u8], mut pos: u64) -> HeaderError {
     while let &[prefix, code, ..] = rest {
-        let step = match marker(pos as u64, prefix, code) {
+        let step = match marker(pos, prefix, code) {
             Err(e) => return e,
             Ok(Marker::Fill) => 1,
             Ok(Marker::StandAlone) => 2,
             Ok(Marker::Segment | Marker::Frame) => break,
         };
-        pos += step;
+        pos += step as u64;
         rest = rest.get(step..).unwrap_or_default();
     }
     HeaderError::TruncatedBeforeFrameHeader
