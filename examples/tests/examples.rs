@@ -69,6 +69,12 @@ impl Running {
             }
         }
     }
+
+    /// Waits (bounded) for the next line starting with `prefix`; the JSON after it.
+    fn wait_json(&mut self, prefix: &str) -> serde_json::Value {
+        let line = self.wait_line(prefix, |l| l.starts_with(prefix));
+        serde_json::from_str(&line[prefix.len()..]).expect("json after the prefix")
+    }
 }
 
 impl Drop for Running {
@@ -287,31 +293,14 @@ fn custom_notifier_logs_and_sends_every_event() {
     let mut service = Running::spawn(command);
 
     let id = submit_when_up(addr, hook, "big.jpg");
-    let line = service.wait_line("onStart", |l| l.starts_with("event onStart "));
-    let started: serde_json::Value =
-        serde_json::from_str(line.trim_start_matches("event onStart ")).expect("json");
+    let started = service.wait_json("event onStart ");
     assert_eq!(started, serde_json::json!({"id": id, "state": "started"}));
-    let line = service.wait_line("onFailure", |l| l.starts_with("event onFailure "));
-    let failed: serde_json::Value =
-        serde_json::from_str(line.trim_start_matches("event onFailure ")).expect("json");
-    assert_eq!(
-        failed,
-        serde_json::json!({"id": id, "state": "failed", "errors": {"image": [
-            "Image width exceeds maximum (1200/1000)"
-        ]}})
-    );
+    let failed = service.wait_json("event onFailure ");
+    assert_eq!(failed, too_wide(&id));
 
     // The same events went out as webhooks, and their outcomes are what the job records.
-    let sent = |prefix: &'static str, expected: &serde_json::Value| {
-        let expected = expected.clone();
-        move |line: &str| {
-            line.strip_prefix(prefix)
-                .and_then(|body| serde_json::from_str::<serde_json::Value>(body).ok())
-                == Some(expected.clone())
-        }
-    };
-    rx.wait_line("onStart", sent("/print/onStart ", &started));
-    rx.wait_line("onFailure", sent("/print/onFailure ", &failed));
+    assert_eq!(rx.wait_json("/print/onStart "), started);
+    assert_eq!(rx.wait_json("/print/onFailure "), failed);
     let end = Instant::now() + DEADLINE;
     loop {
         let (status, body) =
@@ -328,6 +317,13 @@ fn custom_notifier_logs_and_sends_every_event() {
         assert!(Instant::now() < end, "deliveries not recorded: {body}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The onFailure payload of the 1200×800 test image.
+fn too_wide(id: &str) -> serde_json::Value {
+    serde_json::json!({"id": id, "state": "failed", "errors": {"image": [
+        "Image width exceeds maximum (1200/1000)"
+    ]}})
 }
 
 /// Submits `path` with the seed's payload shape, retrying until the service listens; the id.
@@ -370,18 +366,7 @@ fn server_sends_signed_webhooks_to_the_receiver() {
     let _server = Running::spawn(command);
     let id = submit_when_up(addr, hook, "big.jpg");
 
-    let line = rx.wait_line("onStart", |l| l.starts_with("/print/onStart "));
-    let started: serde_json::Value =
-        serde_json::from_str(line.trim_start_matches("/print/onStart ")).expect("json");
+    let started = rx.wait_json("/print/onStart ");
     assert_eq!(started, serde_json::json!({"id": id, "state": "started"}));
-
-    let line = rx.wait_line("onFailure", |l| l.starts_with("/print/onFailure "));
-    let failed: serde_json::Value =
-        serde_json::from_str(line.trim_start_matches("/print/onFailure ")).expect("json");
-    assert_eq!(
-        failed,
-        serde_json::json!({"id": id, "state": "failed", "errors": {"image": [
-            "Image width exceeds maximum (1200/1000)"
-        ]}})
-    );
+    assert_eq!(rx.wait_json("/print/onFailure "), too_wide(&id));
 }
