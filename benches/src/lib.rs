@@ -525,6 +525,359 @@ pub const READERS: [Reader; 5] = [
     ("zune-jpeg", zune_jpeg),
 ];
 
+// ---------------------------------------------------------------------------------------------
+// Other formats: PNG, GIF, WebP (VP8, VP8L, VP8X) and BMP inputs, generated at start-up.
+// ---------------------------------------------------------------------------------------------
+
+/// One generated non-JPEG input: its format (for the `image` reader) and true dimensions.
+#[derive(Debug, Clone)]
+pub struct FormatInput {
+    /// Short name, used as the criterion group and seed name.
+    pub name: &'static str,
+    /// The container format, as `image` names it.
+    pub format: ::image::ImageFormat,
+    /// The file bytes.
+    pub bytes: Vec<u8>,
+    /// True width.
+    pub width: u32,
+    /// True height.
+    pub height: u32,
+}
+
+/// A colour gradient with some texture, so the encoders have something to compress.
+fn gradient(width: u32, height: u32) -> ::image::RgbImage {
+    ::image::RgbImage::from_fn(width, height, |x, y| {
+        let t = ((x * 7) ^ (y * 13)) as u8 & 0x1F;
+        ::image::Rgb([(x * 255 / width) as u8 ^ t, (y * 255 / height) as u8, t * 8])
+    })
+}
+
+/// `image` encoded in `format` by the `image` crate's own encoder.
+fn encode(img: &::image::RgbImage, format: ::image::ImageFormat) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, format)
+        .expect("encoding to memory cannot fail");
+    out.into_inner()
+}
+
+/// A PNG (RGB 8-bit) from `image`'s encoder.
+pub fn png(width: u32, height: u32) -> Vec<u8> {
+    encode(&gradient(width, height), ::image::ImageFormat::Png)
+}
+
+/// A GIF (one frame, quantized to 256 colours) from `image`'s encoder.
+pub fn gif(width: u32, height: u32) -> Vec<u8> {
+    encode(&gradient(width, height), ::image::ImageFormat::Gif)
+}
+
+/// A 24-bit BMP (`BITMAPINFOHEADER`) from `image`'s encoder.
+pub fn bmp(width: u32, height: u32) -> Vec<u8> {
+    encode(&gradient(width, height), ::image::ImageFormat::Bmp)
+}
+
+/// A lossless WebP (simple format: one `VP8L` chunk) from `image`'s encoder.
+pub fn webp_lossless(width: u32, height: u32) -> Vec<u8> {
+    encode(&gradient(width, height), ::image::ImageFormat::WebP)
+}
+
+/// An extended WebP: `image`'s lossless encoder with an ICC profile of `icc_len` bytes, which
+/// makes it write a `VP8X` chunk (canvas size), an `ICCP` chunk, then the `VP8L` chunk.
+pub fn webp_extended(width: u32, height: u32, icc_len: usize) -> Vec<u8> {
+    use ::image::ImageEncoder;
+    let img = gradient(width, height);
+    let mut out = Vec::new();
+    let mut encoder = ::image::codecs::webp::WebPEncoder::new_lossless(&mut out);
+    let icc = icc_payload(icc_len + 14)[14..].to_vec();
+    encoder
+        .set_icc_profile(icc)
+        .expect("the WebP encoder takes an ICC profile");
+    encoder
+        .write_image(
+            img.as_raw(),
+            width,
+            height,
+            ::image::ExtendedColorType::Rgb8,
+        )
+        .expect("encoding to memory cannot fail");
+    out
+}
+
+/// A lossy WebP (simple format: one `VP8 ` chunk holding a key frame), from the minimal VP8
+/// encoder below: `image` has no lossy WebP encoder. Every macroblock is DC-predicted with no
+/// residual (a flat grey image), but the bitstream is complete (RFC 6386): full decoders
+/// decode it (checked by a test), and it has the frame tag, start code and dimensions every
+/// header reader looks at.
+pub fn webp_lossy(width: u16, height: u16) -> Vec<u8> {
+    assert!((1..=0x3FFF).contains(&width) && (1..=0x3FFF).contains(&height));
+    let mbs = usize::from(width.div_ceil(16)) * usize::from(height.div_ceil(16));
+    // First partition: the frame header (RFC 6386 9.2-9.11, 19.2), then the per-macroblock
+    // modes (19.3).
+    let mut bw = BoolWriter::default();
+    bw.literal(1, 0); // color_space
+    bw.literal(1, 0); // clamping_type
+    bw.literal(1, 0); // segmentation_enabled
+    bw.literal(1, 0); // filter_type
+    bw.literal(6, 0); // loop_filter_level
+    bw.literal(3, 0); // sharpness_level
+    bw.literal(1, 0); // loop_filter_adj_enable
+    bw.literal(2, 0); // log2_nbr_of_dct_partitions
+    bw.literal(7, 40); // y_ac_qi
+    for _ in 0..5 {
+        bw.literal(1, 0); // y_dc, y2_dc, y2_ac, uv_dc, uv_ac delta: absent
+    }
+    bw.literal(1, 0); // refresh_entropy_probs
+    for &p in VP8_COEFF_UPDATE_PROBS.iter() {
+        bw.put(p, false); // no token probability update
+    }
+    bw.literal(1, 1); // mb_no_coeff_skip
+    let prob_skip_false = 1;
+    bw.literal(8, prob_skip_false);
+    for _ in 0..mbs {
+        bw.put(prob_skip_false as u8, true); // mb_skip_coeff: no residual
+        // kf_ymode DC_PRED: tree bits 1, 0, 0 with the key-frame probabilities 145, 156, 163.
+        bw.put(145, true);
+        bw.put(156, false);
+        bw.put(163, false);
+        bw.put(142, false); // uv_mode DC_PRED
+    }
+    let first = bw.finish();
+    // The one token partition: no tokens, a flushed empty coder.
+    let tokens = BoolWriter::default().finish();
+
+    let mut vp8 = Vec::new();
+    let first_len = u32::try_from(first.len()).expect("small first partition");
+    assert!(first_len < 1 << 19);
+    // Frame tag: key frame (bit 0 = 0), version 0, show_frame, first partition size.
+    let tag = (1 << 4) | (first_len << 5);
+    vp8.extend_from_slice(&tag.to_le_bytes()[..3]);
+    vp8.extend_from_slice(&[0x9D, 0x01, 0x2A]);
+    vp8.extend_from_slice(&width.to_le_bytes());
+    vp8.extend_from_slice(&height.to_le_bytes());
+    vp8.extend_from_slice(&first);
+    vp8.extend_from_slice(&tokens);
+    riff_webp(&[(*b"VP8 ", &vp8)])
+}
+
+/// A `RIFF....WEBP` file of `chunks` (fourcc, payload), each padded to even length.
+pub fn riff_webp(chunks: &[([u8; 4], &[u8])]) -> Vec<u8> {
+    let mut body = b"WEBP".to_vec();
+    for (fourcc, payload) in chunks {
+        body.extend_from_slice(fourcc);
+        body.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        body.extend_from_slice(payload);
+        if payload.len() % 2 == 1 {
+            body.push(0);
+        }
+    }
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The boolean entropy encoder of RFC 6386 section 7.3.
+#[derive(Debug)]
+struct BoolWriter {
+    out: Vec<u8>,
+    range: u32,
+    bottom: u32,
+    bit_count: i32,
+}
+
+impl Default for BoolWriter {
+    fn default() -> Self {
+        BoolWriter {
+            out: Vec::new(),
+            range: 255,
+            bottom: 0,
+            bit_count: 24,
+        }
+    }
+}
+
+impl BoolWriter {
+    /// Propagates a carry into the bytes already written.
+    fn carry(&mut self) {
+        for byte in self.out.iter_mut().rev() {
+            if *byte == 0xFF {
+                *byte = 0;
+            } else {
+                *byte += 1;
+                return;
+            }
+        }
+    }
+
+    /// Writes `bit`, whose probability of being `false` is `prob / 256`.
+    fn put(&mut self, prob: u8, bit: bool) {
+        let split = 1 + (((self.range - 1) * u32::from(prob)) >> 8);
+        if bit {
+            self.bottom = self.bottom.wrapping_add(split);
+            self.range -= split;
+        } else {
+            self.range = split;
+        }
+        while self.range < 128 {
+            self.range <<= 1;
+            if self.bottom & (1 << 31) != 0 {
+                self.carry();
+            }
+            self.bottom <<= 1;
+            self.bit_count -= 1;
+            if self.bit_count == 0 {
+                self.out.push((self.bottom >> 24) as u8);
+                self.bottom &= (1 << 24) - 1;
+                self.bit_count = 8;
+            }
+        }
+    }
+
+    /// Writes `value` as `bits` bits, most significant first, each at probability 1/2.
+    fn literal(&mut self, bits: u32, value: u32) {
+        for i in (0..bits).rev() {
+            self.put(128, (value >> i) & 1 == 1);
+        }
+    }
+
+    /// Flushes the coder (RFC 6386 7.3, `flush_bool_encoder`) and returns the bytes.
+    fn finish(mut self) -> Vec<u8> {
+        let mut c = self.bit_count;
+        let mut v = self.bottom;
+        if c < 32 && v & (1u32 << (32 - c)) != 0 {
+            self.carry();
+        }
+        v <<= c & 7;
+        c >>= 3;
+        while c > 0 {
+            v <<= 8;
+            c -= 1;
+        }
+        for _ in 0..4 {
+            self.out.push((v >> 24) as u8);
+            v <<= 8;
+        }
+        self.out
+    }
+}
+
+/// RFC 6386 section 13.4: the probability that each token probability is updated, in
+/// [block type][coefficient band][context][token] order (4 × 8 × 3 × 11).
+#[rustfmt::skip]
+const VP8_COEFF_UPDATE_PROBS: [u8; 1056] = [
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 176, 246, 255, 255, 255, 255, 255, 255, 255, 255, 255, 223, 241, 252, 255,
+    255, 255, 255, 255, 255, 255, 255, 249, 253, 253, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 244, 252, 255, 255, 255, 255, 255, 255, 255, 255, 234, 254, 254,
+    255, 255, 255, 255, 255, 255, 255, 255, 253, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 246, 254, 255, 255, 255, 255, 255, 255, 255, 255, 239, 253,
+    254, 255, 255, 255, 255, 255, 255, 255, 255, 254, 255, 254, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 248, 254, 255, 255, 255, 255, 255, 255, 255, 255, 251,
+    255, 254, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 253, 254, 255, 255, 255, 255, 255, 255, 255, 255,
+    251, 254, 254, 255, 255, 255, 255, 255, 255, 255, 255, 254, 255, 254, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 254, 253, 255, 254, 255, 255, 255, 255, 255,
+    255, 250, 255, 254, 255, 254, 255, 255, 255, 255, 255, 255, 254, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 217, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 225, 252, 241, 253, 255, 255, 254, 255, 255, 255, 255, 234, 250,
+    241, 250, 253, 255, 253, 254, 255, 255, 255, 255, 254, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 223, 254, 254, 255, 255, 255, 255, 255, 255, 255, 255, 238,
+    253, 254, 254, 255, 255, 255, 255, 255, 255, 255, 255, 248, 254, 255, 255, 255,
+    255, 255, 255, 255, 255, 249, 254, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 253, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 247, 254, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 253, 254, 255,
+    255, 255, 255, 255, 255, 255, 255, 252, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 254, 254,
+    255, 255, 255, 255, 255, 255, 255, 255, 253, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 254,
+    253, 255, 255, 255, 255, 255, 255, 255, 255, 250, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 254, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    186, 251, 250, 255, 255, 255, 255, 255, 255, 255, 255, 234, 251, 244, 254, 255,
+    255, 255, 255, 255, 255, 255, 251, 251, 243, 253, 254, 255, 254, 255, 255, 255,
+    255, 255, 253, 254, 255, 255, 255, 255, 255, 255, 255, 255, 236, 253, 254, 255,
+    255, 255, 255, 255, 255, 255, 255, 251, 253, 253, 254, 254, 255, 255, 255, 255,
+    255, 255, 255, 254, 254, 255, 255, 255, 255, 255, 255, 255, 255, 254, 254, 254,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 254, 255, 255, 255, 255, 255, 255, 255, 255, 255, 254, 254,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 254, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 254,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 248, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 250, 254, 252, 254, 255, 255, 255, 255, 255, 255, 255, 248, 254,
+    249, 253, 255, 255, 255, 255, 255, 255, 255, 255, 253, 253, 255, 255, 255, 255,
+    255, 255, 255, 255, 246, 253, 253, 255, 255, 255, 255, 255, 255, 255, 255, 252,
+    254, 251, 254, 254, 255, 255, 255, 255, 255, 255, 255, 254, 252, 255, 255, 255,
+    255, 255, 255, 255, 255, 248, 254, 253, 255, 255, 255, 255, 255, 255, 255, 255,
+    253, 255, 254, 254, 255, 255, 255, 255, 255, 255, 255, 255, 251, 254, 255, 255,
+    255, 255, 255, 255, 255, 255, 245, 251, 254, 255, 255, 255, 255, 255, 255, 255,
+    255, 253, 253, 254, 255, 255, 255, 255, 255, 255, 255, 255, 255, 251, 253, 255,
+    255, 255, 255, 255, 255, 255, 255, 252, 253, 254, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 254, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 252, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 249, 255, 254, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 254, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    253, 255, 255, 255, 255, 255, 255, 255, 255, 250, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 254, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+];
+
+/// Every non-JPEG bench input, in a fixed order: PNG, GIF, WebP lossy / lossless / extended,
+/// BMP.
+pub fn format_inputs() -> Vec<FormatInput> {
+    use ::image::ImageFormat as F;
+    let input = |name, format, bytes, width, height| FormatInput {
+        name,
+        format,
+        bytes,
+        width,
+        height,
+    };
+    vec![
+        input("png-1024x768", F::Png, png(1024, 768), 1024, 768),
+        input("gif-320x240", F::Gif, gif(320, 240), 320, 240),
+        input(
+            "webp-vp8-1024x768",
+            F::WebP,
+            webp_lossy(1024, 768),
+            1024,
+            768,
+        ),
+        input(
+            "webp-vp8l-512x384",
+            F::WebP,
+            webp_lossless(512, 384),
+            512,
+            384,
+        ),
+        input(
+            "webp-vp8x-icc-512x384",
+            F::WebP,
+            webp_extended(512, 384, 3_000),
+            512,
+            384,
+        ),
+        input("bmp-640x480", F::Bmp, bmp(640, 480), 640, 480),
+    ]
+}
+
+/// Dimensions as `image::ImageReader::into_dimensions` reads them, `format` forced.
+pub fn image_as(format: ::image::ImageFormat, bytes: &[u8]) -> Option<(u32, u32)> {
+    ::image::ImageReader::with_format(Cursor::new(bytes), format)
+        .into_dimensions()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -567,5 +920,44 @@ mod tests {
         }
         let exif = &inputs()[1];
         assert!(exif.bytes.len() > 100_000);
+    }
+
+    /// Each generated non-JPEG input is what it says: `image` decodes it fully to its size,
+    /// and imgchkr's probe reads that size and format.
+    #[test]
+    fn format_inputs_decode_to_their_sizes() {
+        for input in format_inputs() {
+            let img = ::image::load_from_memory_with_format(&input.bytes, input.format)
+                .unwrap_or_else(|e| panic!("{}: {e}", input.name));
+            assert_eq!(
+                (img.width(), img.height()),
+                (input.width, input.height),
+                "{}",
+                input.name
+            );
+            assert_eq!(
+                imgchkr(&input.bytes),
+                Some((input.width, input.height)),
+                "{}",
+                input.name
+            );
+        }
+        let kinds: Vec<[u8; 4]> = format_inputs()
+            .iter()
+            .filter(|i| i.name.starts_with("webp"))
+            .map(|i| i.bytes[12..16].try_into().unwrap())
+            .collect();
+        assert_eq!(kinds, [*b"VP8 ", *b"VP8L", *b"VP8X"]);
+    }
+
+    /// The VP8 encoder writes decodable key frames at sizes that are not multiples of 16.
+    #[test]
+    fn lossy_webp_decodes() {
+        for (w, h) in [(1, 1), (17, 33), (300, 200)] {
+            let bytes = webp_lossy(w, h);
+            let img = ::image::load_from_memory_with_format(&bytes, ::image::ImageFormat::WebP)
+                .unwrap_or_else(|e| panic!("{w}x{h}: {e}"));
+            assert_eq!((img.width(), img.height()), (u32::from(w), u32::from(h)));
+        }
     }
 }

@@ -1,0 +1,122 @@
+//! Header probing of the other formats on in-memory buffers: `imgchkr_core::probe` against
+//! `imagesize::blob_size` and `image::ImageReader::with_format(..).into_dimensions()`, on PNG,
+//! GIF, WebP (lossy `VP8 `, lossless `VP8L`, extended `VP8X`) and BMP inputs generated at
+//! start-up (`imgchkr_benches::format_inputs`).
+//!
+//! Before timing, each reader's answer is checked against the true dimensions; after timing,
+//! a table gives each reader's median and imgchkr's speed-up over the fastest correct peer.
+
+mod common;
+
+use std::hint::black_box;
+use std::time::{Duration, SystemTime};
+
+use common::{criterion_dir, median_ns, ns};
+use criterion::Criterion;
+use imgchkr_benches::{FormatInput, format_inputs, image_as, imagesize, imgchkr};
+
+/// The readers: imgchkr first, then the peers.
+const READERS: [&str; 3] = ["imgchkr", "imagesize", "image"];
+
+fn read(reader: &str, input: &FormatInput, bytes: &[u8]) -> Option<(u32, u32)> {
+    match reader {
+        "imgchkr" => imgchkr(bytes),
+        "imagesize" => imagesize(bytes),
+        _ => image_as(input.format, bytes),
+    }
+}
+
+fn check(inputs: &[FormatInput]) -> Vec<Vec<bool>> {
+    println!("\nCorrectness (expected dimensions vs each reader's answer):");
+    inputs
+        .iter()
+        .map(|input| {
+            READERS
+                .iter()
+                .map(|name| {
+                    let got = read(name, input, &input.bytes);
+                    let ok = got == Some((input.width, input.height));
+                    if !ok {
+                        println!(
+                            "  {:<24} {:<10} WRONG: {:?} (expected {}x{})",
+                            input.name, name, got, input.width, input.height
+                        );
+                    }
+                    ok
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn main() {
+    let inputs = format_inputs();
+    let correct = check(&inputs);
+    let dir = criterion_dir();
+    let start = SystemTime::now();
+    let mut c = Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_millis(500))
+        .nresamples(10_000)
+        .output_directory(&dir)
+        .configure_from_args();
+    for input in &inputs {
+        let mut group = c.benchmark_group(format!("formats/{}", input.name));
+        // Each closure names its reader directly: no dispatch inside the timed loop.
+        group.bench_function("imgchkr", |b| b.iter(|| imgchkr(black_box(&input.bytes))));
+        group.bench_function("imagesize", |b| {
+            b.iter(|| imagesize(black_box(&input.bytes)))
+        });
+        group.bench_function("image", |b| {
+            b.iter(|| image_as(input.format, black_box(&input.bytes)))
+        });
+        group.finish();
+    }
+    c.final_summary();
+    report(&dir, &inputs, &correct, start);
+}
+
+fn report(dir: &std::path::Path, inputs: &[FormatInput], correct: &[Vec<bool>], since: SystemTime) {
+    let mut header = String::from("| input | bytes |");
+    let mut rule = String::from("|---|---:|");
+    for name in READERS {
+        header += &format!(" {name} |");
+        rule += "---:|";
+    }
+    header += " fastest correct peer | imgchkr vs it |";
+    rule += "---|---:|";
+    println!("\nMedians per call (✗ = wrong answer):\n{header}\n{rule}");
+    for (input, ok) in inputs.iter().zip(correct) {
+        let group = format!("formats/{}", input.name);
+        let times: Vec<Option<f64>> = READERS
+            .iter()
+            .map(|name| median_ns(dir, &group, name, since))
+            .collect();
+        if times.iter().all(Option::is_none) {
+            continue;
+        }
+        let mut row = format!("| {} | {} |", input.name, input.bytes.len());
+        for (t, ok) in times.iter().zip(ok) {
+            let mark = if *ok { "" } else { " ✗" };
+            row += &match t {
+                Some(t) => format!(" {}{mark} |", ns(*t)),
+                None => format!(" –{mark} |"),
+            };
+        }
+        let fastest = times
+            .iter()
+            .zip(ok)
+            .zip(READERS)
+            .skip(1)
+            .filter_map(|((t, ok), name)| t.filter(|_| *ok).map(|t| (t, name)))
+            .min_by(|a, b| a.0.total_cmp(&b.0));
+        match (times[0], fastest) {
+            (Some(own), Some((peer, name))) => {
+                row += &format!(" {name} | {:.1}× |", peer / own);
+            }
+            _ => row += " – | – |",
+        }
+        println!("{row}");
+    }
+}
