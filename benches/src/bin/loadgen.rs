@@ -1,9 +1,17 @@
-//! `loadgen`: end-to-end load test of `imgchkr serve` over loopback.
+//! `loadgen`: end-to-end load test of `imgchkr serve` over loopback, or of a distributed
+//! deployment (`imgchkr api` + K `imgchkr worker` processes sharing one Redis).
 //!
 //! ```text
 //! loadgen (--server PATH_TO_IMGCHKR | --target ADDR) [--jobs N] [--concurrency C]
 //!         [--timeout SECS] [--flood]
+//!         [--redis URL | --start-redis [--redis-server PATH]] [--worker-processes K]
 //! ```
+//!
+//! With `--server` alone it starts `imgchkr serve` (in-memory queue). With `--redis URL` (or
+//! `--start-redis`: it starts a throwaway `redis-server` on a free loopback port, no
+//! persistence) it starts `imgchkr api --redis URL` and K (default 1) `imgchkr worker --redis
+//! URL` processes sharing one image directory, and submits to the API. Use an empty Redis:
+//! jobs left in it by an earlier run would be worked off first.
 //!
 //! Runs its own webhook receiver (hyper, 127.0.0.1:0, answers 200), submits `N` jobs at a
 //! fixed concurrency over keep-alive connections (half a valid 64x64 JPEG, half a 1800x1200
@@ -35,12 +43,25 @@ struct Args {
     concurrency: usize,
     timeout: Duration,
     flood: bool,
+    /// Distributed mode: this Redis.
+    redis: Option<String>,
+    /// Distributed mode on a `redis-server` this run starts.
+    start_redis: bool,
+    redis_server: PathBuf,
+    worker_processes: usize,
+}
+
+impl Args {
+    fn distributed(&self) -> bool {
+        self.redis.is_some() || self.start_redis
+    }
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: loadgen (--server PATH_TO_IMGCHKR | --target ADDR) [--jobs N] \
-         [--concurrency C] [--timeout SECS] [--flood]"
+         [--concurrency C] [--timeout SECS] [--flood] \
+         [--redis URL | --start-redis [--redis-server PATH]] [--worker-processes K]"
     );
     std::process::exit(2)
 }
@@ -53,6 +74,10 @@ fn parse_args() -> Args {
         concurrency: 0,
         timeout: Duration::from_secs(60),
         flood: false,
+        redis: None,
+        start_redis: false,
+        redis_server: PathBuf::from("redis-server"),
+        worker_processes: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -66,10 +91,20 @@ fn parse_args() -> Args {
                 args.timeout = Duration::from_secs(val().parse().unwrap_or_else(|_| usage()))
             }
             "--flood" => args.flood = true,
+            "--redis" => args.redis = Some(val()),
+            "--start-redis" => args.start_redis = true,
+            "--redis-server" => args.redis_server = PathBuf::from(val()),
+            "--worker-processes" => {
+                args.worker_processes = val().parse().unwrap_or_else(|_| usage())
+            }
             _ => usage(),
         }
     }
-    if args.server.is_some() == args.target.is_some() {
+    if args.server.is_some() == args.target.is_some()
+        || (args.redis.is_some() && args.start_redis)
+        || (args.distributed() && args.server.is_none())
+        || args.worker_processes == 0
+    {
         usage();
     }
     if args.concurrency == 0 {
@@ -95,70 +130,174 @@ fn header_only(width: u16, height: u16) -> Vec<u8> {
     out
 }
 
-/// The server this run started: its process, its image directory.
+/// A free loopback port (bound and released: good enough for a test run).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Starts `cmd` with stderr piped, and waits (20 s at most) for a stderr line containing
+/// `marker`; returns the child and that line. Keeps draining stderr afterwards.
+fn spawn_until(mut cmd: Command, what: &str, marker: &'static str) -> (Child, String) {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("start {what}: {e}"));
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.contains(marker)
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(line);
+            }
+            // Keep draining so the process never blocks on a full pipe.
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("{what} did not log `{marker}` within 20 s"));
+    (child, line)
+}
+
+/// The address in a `listening addr=<ip>:<port>` line.
+fn listening_addr(line: &str) -> SocketAddr {
+    let at = line.find("listening addr=").expect("ready line");
+    let rest = &line[at + "listening addr=".len()..];
+    rest.split_whitespace()
+        .next()
+        .unwrap_or("")
+        .trim_matches('"')
+        .parse()
+        .expect("an address in the ready line")
+}
+
+/// User + system CPU time of process `pid` (`self` for this one), from `/proc/<pid>/stat`
+/// (fields 14 and 15, in USER_HZ = 100 ticks per second on Linux).
+fn cpu_time(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count fields after its closing paren.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// What this run started: the imgchkr processes (and Redis), their image directory.
 struct Spawned {
-    child: Child,
+    /// `(name, process)`: `server`, or `api`, `worker-1`, … and `redis-server`.
+    children: Vec<(String, Child)>,
     dir: PathBuf,
 }
 
 impl Spawned {
-    fn start(bin: &PathBuf, flood: bool) -> (Spawned, SocketAddr) {
+    fn start(bin: &PathBuf, args: &Args) -> (Spawned, SocketAddr) {
         let dir = std::env::temp_dir().join(format!("loadgen-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create image dir");
         std::fs::write(dir.join("ok.jpg"), imgchkr_benches::baseline(64, 64)).expect("write");
         std::fs::write(dir.join("big.jpg"), header_only(1800, 1200)).expect("write");
-        let mut cmd = Command::new(bin);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--log-format", "text"])
-            .arg("--image-dir")
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        if flood {
-            cmd.args(["--queue-capacity", "1000"]);
-        }
-        let mut child = cmd.spawn().expect("start server");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(at) = line.find("listening addr=") {
-                    let rest = &line[at + "listening addr=".len()..];
-                    let addr = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or("")
-                        .trim_matches('"');
-                    if let (Some(tx), Ok(addr)) = (tx.take(), addr.parse::<SocketAddr>()) {
-                        let _ = tx.send(addr);
-                    }
-                }
-                // Keep draining so the server never blocks on a full pipe.
+        let mut spawned = Spawned {
+            children: Vec::new(),
+            dir,
+        };
+        let imgchkr = |role: &str, redis: Option<&str>| {
+            let mut cmd = Command::new(bin);
+            cmd.args([role, "--log-format", "text", "--image-dir"])
+                .arg(&spawned.dir);
+            if role != "worker" {
+                cmd.args(["--listen", "127.0.0.1:0"]);
             }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("server did not report `listening addr=` within 20 s");
-        (Spawned { child, dir }, addr)
+            if let Some(url) = redis {
+                cmd.args(["--redis", url]);
+            }
+            if args.flood {
+                cmd.args(["--queue-capacity", "1000"]);
+            }
+            cmd
+        };
+        if !args.distributed() {
+            let (child, line) = spawn_until(imgchkr("serve", None), "server", "listening addr=");
+            spawned.children.push(("server".into(), child));
+            return (spawned, listening_addr(&line));
+        }
+        let url = match &args.redis {
+            Some(url) => url.clone(),
+            None => {
+                let port = free_port().to_string();
+                let mut cmd = Command::new(&args.redis_server);
+                cmd.args(["--port", &port, "--bind", "127.0.0.1"]).args([
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--loglevel",
+                    "warning",
+                ]);
+                // redis-server logs to stdout; `spawn_until` reads stderr, so wait by hand.
+                cmd.stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+                let child = cmd.spawn().expect("start redis-server");
+                spawned.children.push(("redis-server".into(), child));
+                let until = Instant::now() + Duration::from_secs(10);
+                while std::net::TcpStream::connect(("127.0.0.1", port.parse().unwrap_or(0)))
+                    .is_err()
+                {
+                    assert!(Instant::now() < until, "redis-server did not start");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                format!("redis://127.0.0.1:{port}/")
+            }
+        };
+        let (api, line) = spawn_until(imgchkr("api", Some(&url)), "api", "listening addr=");
+        spawned.children.push(("api".into(), api));
+        for k in 1..=args.worker_processes {
+            let (worker, _) =
+                spawn_until(imgchkr("worker", Some(&url)), "worker", "worker started");
+            spawned.children.push((format!("worker-{k}"), worker));
+        }
+        (spawned, listening_addr(&line))
     }
 
-    /// Peak RSS in KiB (VmHWM), read before the server is stopped.
-    fn peak_rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
+    /// CPU time (user + system) each process used so far, read before they are stopped.
+    fn cpu_times(&self) -> Vec<(String, Option<Duration>)> {
+        self.children
+            .iter()
+            .map(|(name, child)| (name.clone(), cpu_time(&child.id().to_string())))
+            .collect()
+    }
+
+    /// Peak RSS in KiB (VmHWM) of each process, read before they are stopped.
+    fn peak_rss_kib(&self) -> Vec<(String, Option<u64>)> {
+        self.children
+            .iter()
+            .map(|(name, child)| {
+                let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).ok();
+                let kib = status.and_then(|status| {
+                    status
+                        .lines()
+                        .find(|l| l.starts_with("VmHWM:"))?
+                        .split_whitespace()
+                        .nth(1)?
+                        .parse()
+                        .ok()
+                });
+                (name.clone(), kib)
+            })
+            .collect()
     }
 
     fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // imgchkr processes first, Redis last.
+        for (_, child) in self.children.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -261,7 +400,7 @@ async fn main() {
     let args = parse_args();
     let (spawned, target) = match (&args.server, args.target) {
         (Some(bin), _) => {
-            let (s, a) = Spawned::start(bin, args.flood);
+            let (s, a) = Spawned::start(bin, &args);
             (Some(s), a)
         }
         (None, Some(a)) => (None, a),
@@ -370,7 +509,12 @@ async fn main() {
     while shared.finals.load(Ordering::Relaxed) < accepted && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let rss = spawned.as_ref().and_then(Spawned::peak_rss_kib);
+    let rss = spawned
+        .as_ref()
+        .map(Spawned::peak_rss_kib)
+        .unwrap_or_default();
+    let mut cpu = spawned.as_ref().map(Spawned::cpu_times).unwrap_or_default();
+    cpu.push(("loadgen".to_owned(), cpu_time("self")));
     if let Some(s) = spawned {
         s.stop();
     }
@@ -398,10 +542,18 @@ async fn main() {
     let e2e = last_final.saturating_duration_since(began);
     let total = accepted + all.rejected_503.len() + all.other_status + all.transport_errors;
     let mode = if args.flood { "flood" } else { "normal" };
+    let deployment = if args.distributed() {
+        format!(
+            "distributed: 1 api + {} worker process(es), one Redis",
+            args.worker_processes
+        )
+    } else {
+        "embedded (serve)".to_owned()
+    };
 
     println!("| metric | value |");
     println!("|---|---|");
-    println!("| mode | {mode} |");
+    println!("| mode | {mode}, {deployment} |");
     println!("| jobs attempted | {total} (of {} requested) |", args.jobs);
     println!("| concurrency | {} |", args.concurrency);
     println!(
@@ -455,11 +607,24 @@ async fn main() {
         missing_final,
         shared.hooks_unknown.load(Ordering::Relaxed)
     );
-    match rss {
-        Some(kib) => println!(
-            "| server peak RSS (VmHWM) | {:.1} MiB |",
-            kib as f64 / 1024.0
-        ),
-        None => println!("| server peak RSS (VmHWM) | n/a (--target) |"),
+    let cpu: Vec<String> = cpu
+        .iter()
+        .map(|(name, t)| match t {
+            Some(t) => format!("{name} {:.2}", t.as_secs_f64()),
+            None => format!("{name} n/a"),
+        })
+        .collect();
+    println!("| CPU time used, s (user + system) | {} |", cpu.join(", "));
+    if rss.is_empty() {
+        println!("| server peak RSS (VmHWM) | n/a (--target) |");
+    }
+    for (name, kib) in rss {
+        match kib {
+            Some(kib) => println!(
+                "| {name} peak RSS (VmHWM) | {:.1} MiB |",
+                kib as f64 / 1024.0
+            ),
+            None => println!("| {name} peak RSS (VmHWM) | n/a |"),
+        }
     }
 }
