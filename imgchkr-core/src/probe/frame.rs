@@ -119,12 +119,16 @@ impl Frame {
         let frame = Frame::head(marker, length, head)?;
         let count = usize::from(frame.components);
         let mut seen = Seen::default();
-        let (specs, _) = specs.as_chunks::<3>();
-        let whole = specs.get(..count).unwrap_or(specs);
-        for spec in whole {
+        // Lf = 8 + 3 × Nf holds (`head` checked it): the components take 3 × Nf bytes.
+        let (whole, truncated) = match specs.get(..3 * count) {
+            Some(all) => (all, false),
+            None => (specs, true),
+        };
+        for spec in whole.as_chunks::<3>().0 {
             frame.component(&mut seen, spec)?;
         }
-        if whole.len() < count {
+        if truncated {
+            // The input ends inside the components; those it holds have passed.
             return Err(HeaderError::TruncatedInFrameHeader);
         }
         Ok(frame)

@@ -387,6 +387,7 @@ fn start(format: Format) -> Option<(u64, State)> {
 /// assert_eq!((info.width, info.height), (1800, 1200));
 /// assert_eq!(info.jpeg.unwrap().process, imgchkr_core::probe::Process::Progressive);
 /// ```
+#[inline]
 pub fn probe(bytes: &[u8]) -> Result<ImageInfo, ProbeError> {
     // The same answer as a `Probe` fed `bytes` whole and then finished (the property tests
     // check that), from walks over the slice that keep no state between tokens.
