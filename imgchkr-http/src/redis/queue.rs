@@ -171,15 +171,16 @@ impl RedisQueue {
         self.inner.refresh().await
     }
 
-    /// Looks for an entry another worker left pending past the idle time and takes it over
-    /// (parking those delivered too often). `pop` does this itself every
-    /// [`RedisConfig::reclaim_every`](super::RedisConfig::reclaim_every).
+    /// Looks for an entry another worker left pending past the idle time and takes it over,
+    /// with its delivery count (one delivered too often comes back as poison:
+    /// [`is_poison`](RedisQueue::is_poison)). `pop` does this itself every
+    /// [`RedisConfig::reclaim_period`](super::RedisConfig::reclaim_period).
     pub async fn reclaim(&self) -> Result<Option<Lease>, StoreError> {
         self.inner.reclaim().await
     }
 
     /// Refreshes the idle time of this queue's leases now (the background task does it
-    /// every [`RedisConfig::heartbeat_every`](super::RedisConfig::heartbeat_every)).
+    /// every [`RedisConfig::heartbeat_period`](super::RedisConfig::heartbeat_period)).
     pub async fn heartbeat(&self) {
         self.inner.heartbeat().await;
     }
@@ -198,12 +199,13 @@ impl RedisQueue {
         lease.deliveries > self.inner.shared.config.max_deliveries
     }
 
-    /// Parks a poison job: core's [`give_up`](imgchkr_core::runner::give_up) records it `failed` with
-    /// `{"image": ["Job abandoned after <N> delivery attempts"]}` (unless a verdict is
-    /// already in) and sends its final webhook through `notifier` (onFailure, with the
-    /// webhook-id a normal run uses), then the entry is acknowledged. A job that no longer
-    /// exists is just acknowledged. On a Redis error the entry stays pending, and is parked
-    /// again by whichever worker reclaims it.
+    /// Parks a poison job: core's [`give_up`](imgchkr_core::runner::give_up) records it
+    /// `failed` with `{"image": ["Job abandoned after <N> delivery attempts"]}` (unless a
+    /// verdict is already in) and sends its final webhook through `notifier` (onFailure, with
+    /// the webhook-id a normal run uses), then the entry is acknowledged and counted
+    /// (`parked` in the stats). A job that no longer exists is just acknowledged. On a Redis
+    /// error the entry stays pending; calling again (or another worker reclaiming it) parks
+    /// it then, without sending a final webhook already recorded delivered.
     pub async fn park<N: Notifier + ?Sized>(
         &self,
         lease: &Lease,
