@@ -160,7 +160,7 @@ fn walk_from<const HIERARCHICAL: bool>(bytes: &[u8], pos: usize) -> Result<Image
             // Fill bytes or a stand-alone marker. A run of fill bytes goes in one sweep, up
             // to the marker's own `FF`, the run's last; a stand-alone marker (its code not
             // `FF`, a run of one) has two bytes.
-            let run = rest.iter().position(|&b| b != 0xFF).unwrap_or(rest.len());
+            let run = ff_run(rest);
             rest = rest
                 .get(if run > 1 { run - 1 } else { 2 }..)
                 .unwrap_or_default();
@@ -179,6 +179,22 @@ fn walk_from<const HIERARCHICAL: bool>(bytes: &[u8], pos: usize) -> Result<Image
         rest = rest.get(skip..).unwrap_or_default();
     }
     Err(malformed(tail(rest, at(rest))))
+}
+
+/// How many `FF` bytes `bytes` starts with: eight at a time, then one at a time.
+#[inline]
+fn ff_run(bytes: &[u8]) -> usize {
+    let mut run = 0;
+    while let Some(word) = bytes.get(run..).and_then(<[u8]>::first_chunk::<8>) {
+        // In the complement, the first byte that is not `FF` is the first non-zero one.
+        let ff = (!u64::from_le_bytes(*word)).trailing_zeros() as usize / 8;
+        run += ff;
+        if ff < 8 {
+            return run;
+        }
+    }
+    let tail = bytes.get(run..).unwrap_or_default();
+    run + tail.iter().position(|&b| b != 0xFF).unwrap_or(tail.len())
 }
 
 /// The walk from the DHP segment at `pos`.
@@ -350,6 +366,17 @@ impl Walker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ff_runs_are_counted_exactly() {
+        for len in 0..20 {
+            for run in 0..=len {
+                let mut bytes = vec![0xFF; run];
+                bytes.resize(len, 0x12);
+                assert_eq!(ff_run(&bytes), run, "run {run} of {len}");
+            }
+        }
+    }
 
     #[test]
     fn the_marker_table_agrees_with_the_frame_kinds() {
