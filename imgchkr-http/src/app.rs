@@ -33,7 +33,9 @@ pub struct App {
 impl App {
     /// Why the service is not ready to accept jobs, if it is not.
     pub fn not_ready(&self) -> Option<&'static str> {
-        if self.runs_workers && !self.workers.alive.load(Ordering::SeqCst) {
+        if !self.workers.backend.is_reachable() {
+            Some("redis unavailable")
+        } else if self.runs_workers && !self.workers.alive.load(Ordering::SeqCst) {
             Some("workers stopped")
         } else if self.workers.backend.is_closed() {
             Some("shutting down")

@@ -6,11 +6,8 @@ mod common;
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Command, Stdio};
 
+use common::redis_server::RedisServer;
 use common::{Receiver, Server, WorkerProcess, jpeg_header, request, wait_for};
-
-#[path = "support/redis_server.rs"]
-mod redis_server;
-use redis_server::RedisServer;
 
 fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")

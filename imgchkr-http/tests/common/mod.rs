@@ -16,8 +16,6 @@ use serde_json::Value;
 
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
-// Test files that still load it themselves as well (`#[path] mod redis_server`) stay fine.
-#[allow(clippy::duplicate_mod)]
 #[path = "../support/redis_server.rs"]
 pub mod redis_server;
 use redis_server::RedisServer;
