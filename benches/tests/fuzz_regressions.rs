@@ -41,3 +41,55 @@ fn gif_logical_screen_is_read() {
     assert_eq!((info.width, info.height), (16, 16));
     assert!(info.jpeg.is_none());
 }
+
+/// differential_formats, input `RIFF 9C010000 WEBP VP8L 90010000 2F FFFF0200 55`: the 14-bit
+/// `width - 1` field is 0x3FFF, so the width is 16,384 (WebP lossless §3.2). imgchkr reads
+/// 16,384; image-webp 0.2.4 says 0 (`(1 + field) & 0x3FFF`), its bug, documented as F4.
+#[test]
+fn vp8l_side_of_16384_is_read() {
+    let webp = hex("52494646 9C010000 57454250 5650384C 90010000 2F FFFF0200 55");
+    let info = imgchkr_core::probe(&webp).expect("a VP8L header");
+    assert_eq!((info.width, info.height), (16384, 12));
+}
+
+/// differential_formats: a PNG IHDR (valid CRC) with a height of 0xE6000005, over the 2³¹ − 1
+/// ISO/IEC 15948 §11.2.2 allows; png 0.18 reads it, imgchkr refuses it (F3).
+#[test]
+fn png_height_over_2_pow_31_is_refused() {
+    let mut png = hex("89504E470D0A1A0A 0000000D 49484452 00000007 E6000005 08 00 00 00 00");
+    let crc = crc32(&png[12..29]);
+    png.extend_from_slice(&crc.to_be_bytes());
+    let err = imgchkr_core::probe(&png).expect_err("out of range");
+    assert!(
+        matches!(
+            err,
+            imgchkr_core::ProbeError::Malformed {
+                reason: imgchkr_core::probe::HeaderError::DimensionOutOfRange,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // The same header with a height of 5 is read.
+    png[20] = 0;
+    let crc = crc32(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    let info = imgchkr_core::probe(&png).expect("in range");
+    assert_eq!((info.width, info.height), (7, 5));
+}
+
+/// CRC-32 (ISO 3309), for building PNG chunks.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}

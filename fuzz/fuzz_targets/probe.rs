@@ -1,9 +1,36 @@
 //! Arbitrary bytes: `probe` never panics, and an `Ok` is sane (positive dimensions; a JPEG
-//! answer starts with SOI and has a frame header T.81 allows).
+//! answer starts with SOI and has a frame header T.81 allows; a PNG, GIF, WebP or BMP answer
+//! matches the leading magic bytes and comes from the fixed header alone: the input cut right
+//! after it gets the same answer).
 #![no_main]
 
 use imgchkr_core::probe::{Format, Process};
 use libfuzzer_sys::fuzz_target;
+
+/// The fixed-header format the leading bytes announce, and the most bytes its header takes.
+fn fixed_header(data: &[u8]) -> Option<(Format, usize)> {
+    match data {
+        [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => Some((Format::Png, 33)),
+        [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => Some((Format::Gif, 10)),
+        [
+            b'R',
+            b'I',
+            b'F',
+            b'F',
+            _,
+            _,
+            _,
+            _,
+            b'W',
+            b'E',
+            b'B',
+            b'P',
+            ..,
+        ] => Some((Format::Webp, 30)),
+        [b'B', b'M', ..] => Some((Format::Bmp, 26)),
+        _ => None,
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     let result = imgchkr_core::probe(data);
@@ -16,6 +43,11 @@ fuzz_target!(|data: &[u8]| {
                 // Fixed-layout formats: no JPEG frame, and not announced by SOI.
                 assert!(info.jpeg.is_none(), "{info:?}");
                 assert!(!data.starts_with(&[0xFF, 0xD8]), "{info:?}");
+                let (format, header) = fixed_header(data).expect("an answer for a known magic");
+                assert_eq!(info.format, format, "{info:?}");
+                // Read from the header alone: nothing after it changes the answer.
+                let cut = &data[..header.min(data.len())];
+                assert_eq!(imgchkr_core::probe(cut), Ok(info), "cut at {}", cut.len());
                 return;
             }
             assert!(info.width <= 65535 && info.height <= 65535, "{info:?}");
@@ -40,6 +72,8 @@ fuzz_target!(|data: &[u8]| {
             // The error's format agrees with the leading bytes.
             if data.starts_with(&[0xFF, 0xD8]) {
                 assert_eq!(e.format(), Some(Format::Jpeg), "{e:?}");
+            } else if let Some((format, _)) = fixed_header(data) {
+                assert_eq!(e.format(), Some(format), "{e:?}");
             }
             // Display never panics.
             let _ = e.to_string();

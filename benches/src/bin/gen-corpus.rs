@@ -1,11 +1,13 @@
-//! Writes the fuzz seed corpus: `gen-corpus <dir>` fills `<dir>/{probe,incremental,
-//! differential,submission}` with generated inputs (nothing is checked in).
+//! Writes the fuzz seed corpus: `gen-corpus <dir>` fills `<dir>/{probe,incremental_feed,
+//! differential,differential_formats,submission}` with generated inputs (nothing is checked
+//! in): JPEGs, and PNG, GIF, WebP (VP8, VP8L, VP8X) and BMP files from `image`'s encoders and
+//! the benches' VP8 writer.
 
 use std::path::Path;
 
 use imgchkr_benches::{
-    baseline, exif_payload, icc_payload, jfif_app0, many_segments, segment, split_headers,
-    synth_jpeg,
+    baseline, bmp, exif_payload, gif, icc_payload, jfif_app0, many_segments, png, riff_webp,
+    segment, split_headers, synth_jpeg, webp_extended, webp_lossless, webp_lossy,
 };
 
 /// The bytes up to and including the first SOS segment plus a few bytes of scan data.
@@ -103,6 +105,63 @@ fn jpegs() -> Vec<(&'static str, Vec<u8>)> {
     out
 }
 
+/// Small files of the fixed-header formats, real ones from the encoders and hand-made
+/// variants of the header fields the probe reads.
+fn other_formats() -> Vec<(&'static str, Vec<u8>)> {
+    let encoded = |img: image::DynamicImage, format| {
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, format).expect("encode to memory");
+        out.into_inner()
+    };
+    let grey = image::DynamicImage::ImageLuma8(image::GrayImage::from_fn(7, 5, |x, y| {
+        image::Luma([(x * 30 + y) as u8])
+    }));
+    let rgba16 = image::DynamicImage::ImageRgba16(image::ImageBuffer::from_pixel(
+        3,
+        9,
+        image::Rgba([1000u16, 2, 60000, 40000]),
+    ));
+    let mut out = vec![
+        ("f-png-rgb", png(16, 12)),
+        ("f-png-grey", encoded(grey.clone(), image::ImageFormat::Png)),
+        ("f-png-rgba16", encoded(rgba16, image::ImageFormat::Png)),
+        ("f-gif", gif(12, 10)),
+        ("f-gif-wide", gif(300, 2)),
+        ("f-webp-vp8", webp_lossy(33, 17)),
+        ("f-webp-vp8l", webp_lossless(16, 12)),
+        ("f-webp-vp8x", webp_extended(16, 12, 200)),
+        ("f-bmp-24", bmp(9, 7)),
+        ("f-bmp-grey", encoded(grey, image::ImageFormat::Bmp)),
+    ];
+    // BMP: an OS/2 1.x core header (12 bytes, 16-bit dimensions) and a top-down
+    // BITMAPINFOHEADER (negative height), each with one row of pixels.
+    let mut core = b"BM\x22\0\0\0\0\0\0\0\x1A\0\0\0".to_vec();
+    core.extend_from_slice(&[12, 0, 0, 0, 2, 0, 1, 0, 1, 0, 24, 0]);
+    core.extend_from_slice(&[0, 0, 255, 255, 0, 0, 0, 0]);
+    out.push(("f-bmp-core", core));
+    let mut down = bmp(2, 2);
+    down[22..26].copy_from_slice(&(-2i32).to_le_bytes());
+    out.push(("f-bmp-topdown", down));
+    // WebP: a VP8X whose canvas is wider than a VP8L frame can say, over a small frame.
+    let mut vp8x = vec![0u8; 4];
+    vp8x.extend_from_slice(&[0x3F, 0x4E, 0, 0x0F, 0, 0]); // 20032 x 16
+    let frame = webp_lossless(16, 16);
+    out.push((
+        "f-webp-vp8x-wide",
+        riff_webp(&[(*b"VP8X", &vp8x), (*b"VP8L", &frame[20..])]),
+    ));
+    // Truncated copies: the probe must ask for (or refuse) what is missing.
+    let truncated: Vec<_> = out
+        .iter()
+        .map(|(name, bytes)| (*name, bytes[..bytes.len().min(27)].to_vec()))
+        .collect();
+    for (name, bytes) in truncated {
+        let name: &'static str = Box::leak(format!("{name}-cut").into_boxed_str());
+        out.push((name, bytes));
+    }
+    out
+}
+
 const BODIES: &[&str] = &[
     r#"{"assetPath": {"location": "local", "path": "images/small.jpg"}, "notifications": {"onStart": "http://callback/print/onStart", "onSuccess": "http://callback/print/onSuccess", "onFailure": "http://callback/print/onFailure"}}"#,
     r#"{"id": "6f1c1b5e-8a6b-4f3e-9d5c-2b7a1e0c9f11", "assetPath": {"location": "local", "path": "a.jpg"}, "notifications": {"onStart": "https://a.example:8443/x?y=1", "onSuccess": "HTTP://A/", "onFailure": "http://[::1]:80/f"}}"#,
@@ -125,7 +184,11 @@ fn main() {
         std::fs::write(d.join(name), bytes).expect("write seed");
     };
     let mut n = 0;
-    for (name, bytes) in jpegs() {
+    let others = other_formats();
+    for (name, bytes) in &others {
+        write("differential_formats", name, bytes);
+    }
+    for (name, bytes) in jpegs().into_iter().chain(others) {
         write("probe", name, &bytes);
         write("differential", name, &bytes);
         // Schedules: whole chunks; 1-byte exact; early/late/stale mixes.

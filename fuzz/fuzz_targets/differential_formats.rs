@@ -1,0 +1,260 @@
+//! Differential for the fixed-header formats: `imgchkr_core::probe` against the `image`
+//! crate's header reading (`ImageReader::with_format(..).into_dimensions()`) on inputs whose
+//! leading bytes announce PNG, GIF, WebP or BMP (JPEG is `differential`'s business).
+//!
+//! When both read dimensions they must agree, and imgchkr must name the same format. When
+//! their verdicts differ, only these documented reasons are allowed; anything else panics:
+//!
+//! * imgchkr Ok, image Err:
+//!   - F1 `image` reads further than the fields imgchkr reads, and fails there: PNG, every
+//!     chunk up to the first IDAT (a bad CRC, a truncated or unknown critical chunk, a bad
+//!     PLTE...); GIF, the global colour table; WebP, the chunks after `VP8X` (an extended file
+//!     must hold an image chunk) and the RIFF sizes; BMP, the bit count, compression, palette
+//!     and colour masks. Checked: `image` reads a minimal file built from the very header
+//!     fields imgchkr read (same dimensions, every other field made valid: [`rebuild`]) with
+//!     the same dimensions, or fails on it for a reason of F2.
+//!   - F2 `image` refuses a header imgchkr accepts: a BMP DIB header of 16 or 64 bytes (OS/2
+//!     2.x, which imgchkr reads and `image` does not support), and limits of `image`'s own:
+//!     its allocation limit (`ImageError::Limits`, e.g. a PNG of 2³⁰ × 9 RGBA16), a BMP side over 65,535 (its soft limit; BMP allows 2³¹ − 1), a WebP canvas larger than
+//!     a VP8L frame can say (then no minimal file can be rebuilt).
+//! * imgchkr Err, image Ok:
+//!   - F3 imgchkr's strictness: a zero width or height (GIF's logical screen; `image` reads
+//!     0×0 screens), a BMP DIB header size imgchkr does not know, a PNG IHDR with a bit depth
+//!     / colour type pair or a compression, filter or interlace method ISO/IEC 15948 forbids,
+//!     a PNG width or height over 2³¹ − 1 (§11.2.2; png 0.18 reads up to 2³² − 1),
+//!     or a PNG IHDR whose CRC does not match (imgchkr checks it; `image`'s header reading,
+//!     png 0.18, does not fail on it).
+//! * both Ok, different dimensions:
+//!   - F4 a lossless WebP (`VP8L`) side of 16,384 (the 14-bit field `width - 1` = 0x3FFF):
+//!     image-webp 0.2.4 computes `(1 + field) & 0x3FFF` = 0, imgchkr `field + 1` = 16,384 as
+//!     the WebP lossless specification says (§3.2: `image_width = ReadBits(14) + 1`). A bug
+//!     of image-webp, not of imgchkr.
+#![no_main]
+
+use std::io::Cursor;
+
+use image::ImageFormat;
+use imgchkr_core::ProbeError;
+use imgchkr_core::probe::{Format, HeaderError};
+use libfuzzer_sys::fuzz_target;
+
+/// The format the leading bytes announce (the same magic numbers as imgchkr's sniffing,
+/// written out again so that a sniffing bug shows here).
+fn announced(data: &[u8]) -> Option<(Format, ImageFormat)> {
+    match data {
+        [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => {
+            Some((Format::Png, ImageFormat::Png))
+        }
+        [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => Some((Format::Gif, ImageFormat::Gif)),
+        [
+            b'R',
+            b'I',
+            b'F',
+            b'F',
+            _,
+            _,
+            _,
+            _,
+            b'W',
+            b'E',
+            b'B',
+            b'P',
+            ..,
+        ] => Some((Format::Webp, ImageFormat::WebP)),
+        [b'B', b'M', ..] => Some((Format::Bmp, ImageFormat::Bmp)),
+        _ => None,
+    }
+}
+
+/// `image`'s answer on `data` read as `format`.
+fn image_dims(data: &[u8], format: ImageFormat) -> Result<(u32, u32), image::ImageError> {
+    image::ImageReader::with_format(Cursor::new(data), format).into_dimensions()
+}
+
+fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    let start = out.len();
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    let crc = crc32(&out[start..]);
+    out.extend_from_slice(&crc.to_be_bytes());
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+fn riff(chunks: &[(&[u8; 4], Vec<u8>)]) -> Vec<u8> {
+    let mut body = b"WEBP".to_vec();
+    for (kind, data) in chunks {
+        body.extend_from_slice(*kind);
+        body.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        body.extend_from_slice(data);
+        if data.len() % 2 == 1 {
+            body.push(0);
+        }
+    }
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend(body);
+    out
+}
+
+/// A minimal file of `format` carrying the header fields imgchkr read from `data` (its
+/// dimensions, as written) with every other field valid.
+fn rebuild(format: Format, data: &[u8]) -> Vec<u8> {
+    match format {
+        // Signature, the IHDR as given (imgchkr checked its CRC and fields), an empty IDAT
+        // (where `image` stops reading), IEND.
+        Format::Png => {
+            let mut out = data[..33].to_vec();
+            chunk(&mut out, b"IDAT", &[]);
+            chunk(&mut out, b"IEND", &[]);
+            out
+        }
+        // Signature and logical screen size, no global colour table, one 1×1 frame with a
+        // two-colour local table (`image` reads up to the first frame), the trailer.
+        Format::Gif => {
+            let mut out = data[..10].to_vec();
+            out.extend_from_slice(&[0, 0, 0]);
+            out.extend_from_slice(&[0x2C, 0, 0, 0, 0, 1, 0, 1, 0, 0x80]);
+            out.extend_from_slice(&[0, 0, 0, 0xFF, 0xFF, 0xFF]);
+            out.extend_from_slice(&[0x02, 0x02, 0x44, 0x01, 0x00, 0x3B]);
+            out
+        }
+        Format::Webp => match &data[12..16] {
+            b"VP8 " => riff(&[(b"VP8 ", data[20..30].to_vec())]),
+            b"VP8L" => riff(&[(b"VP8L", data[20..25].to_vec())]),
+            // VP8X with no feature flags and the canvas as given, then a VP8L frame of the
+            // canvas size (when 14 bits can say it).
+            _ => {
+                let w = u32::from_le_bytes([data[24], data[25], data[26], 0]);
+                let h = u32::from_le_bytes([data[27], data[28], data[29], 0]);
+                let mut vp8x = vec![0u8; 4];
+                vp8x.extend_from_slice(&data[24..30]);
+                let bits = (w & 0x3FFF) | ((h & 0x3FFF) << 14);
+                let mut vp8l = vec![0x2F];
+                vp8l.extend_from_slice(&bits.to_le_bytes());
+                riff(&[(b"VP8X", vp8x), (b"VP8L", vp8l)])
+            }
+        },
+        // File header, then a BITMAPCOREHEADER (OS/2 1.x input) or a BITMAPINFOHEADER with
+        // the width and height as given: 24 bits per pixel, no compression, no palette.
+        Format::Bmp => {
+            let dib = u32::from_le_bytes([data[14], data[15], data[16], data[17]]);
+            let mut header = Vec::new();
+            if dib == 12 {
+                header.extend_from_slice(&12u32.to_le_bytes());
+                header.extend_from_slice(&data[18..22]);
+                header.extend_from_slice(&[1, 0, 24, 0]);
+            } else {
+                header.extend_from_slice(&40u32.to_le_bytes());
+                header.extend_from_slice(&data[18..26]);
+                header.extend_from_slice(&[1, 0, 24, 0]);
+                header.extend_from_slice(&[0; 24]);
+            }
+            let offset = 14 + header.len() as u32;
+            let mut out = b"BM".to_vec();
+            out.extend_from_slice(&offset.to_le_bytes());
+            out.extend_from_slice(&[0; 4]);
+            out.extend_from_slice(&offset.to_le_bytes());
+            out.extend(header);
+            out
+        }
+        _ => unreachable!("only fixed-header formats are announced"),
+    }
+}
+
+fn bmp_dib(data: &[u8]) -> Option<u32> {
+    Some(u32::from_le_bytes(data.get(14..18)?.try_into().ok()?))
+}
+
+/// F2: a header `image` refuses by design or by its own limits.
+fn image_refuses_by_design(format: Format, data: &[u8], (w, h): (u32, u32)) -> bool {
+    match format {
+        Format::Bmp => {
+            matches!(bmp_dib(data), Some(16 | 64))
+                // `image`'s BMP soft limit: "Image too large (one of (w, h) > 65535)".
+                || w > 65535
+                || h > 65535
+        }
+        Format::Webp => &data[12..16] == b"VP8X" && (w > 16384 || h > 16384),
+        _ => false,
+    }
+}
+
+/// F3: imgchkr's documented strictness.
+fn imgchkr_strictness(format: Format, reason: &HeaderError) -> bool {
+    match reason {
+        HeaderError::ZeroWidth | HeaderError::ZeroHeight => true,
+        HeaderError::BadDibHeader(_) => format == Format::Bmp,
+        HeaderError::BadIhdr(_) | HeaderError::BadCrc | HeaderError::DimensionOutOfRange => {
+            format == Format::Png
+        }
+        _ => false,
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((format, image_format)) = announced(data) else {
+        return;
+    };
+    let ours = imgchkr_core::probe(data);
+    let theirs = image_dims(data, image_format);
+    match (&ours, &theirs) {
+        (Ok(info), Ok(dims)) => {
+            assert_eq!(info.format, format, "{info:?}");
+            // F4: image-webp's VP8L side of 16,384 read as 0.
+            let vp8l = format == Format::Webp && &data[12..16] == b"VP8L";
+            let side =
+                |ours: u32, theirs: u32| ours == theirs || (vp8l && ours == 16384 && theirs == 0);
+            assert!(
+                side(info.width, dims.0) && side(info.height, dims.1),
+                "both read dimensions, and differ: imgchkr {info:?}, image {dims:?}"
+            );
+        }
+        (Ok(info), Err(e)) => {
+            assert_eq!(info.format, format, "{info:?}");
+            let dims = (info.width, info.height);
+            if image_refuses_by_design(format, data, dims) {
+                return; // F2
+            }
+            let alone = rebuild(format, data);
+            match image_dims(&alone, image_format) {
+                // F1
+                Ok(got) => assert_eq!(got, dims, "the header read alone: {alone:02X?}"),
+                // F2: `image`'s allocation limit (512 MiB by default), checked on the header.
+                Err(image::ImageError::Limits(_)) => {}
+                Err(alone_err) => panic!(
+                    "imgchkr read {info:?}; image rejects those header fields alone: {alone_err} \
+                     ({alone:02X?}; whole input: {e})"
+                ),
+            }
+        }
+        (Err(ProbeError::Malformed { format: f, reason }), Ok(dims)) => {
+            assert_eq!(*f, format);
+            assert!(
+                imgchkr_strictness(format, reason),
+                "imgchkr rejects ({reason}) what image reads as {dims:?}"
+            );
+        }
+        (Err(ours), Ok(dims)) => {
+            panic!("imgchkr rejects ({ours}) what image reads as {dims:?}")
+        }
+        (Err(ours), Err(_)) => {
+            // Both refuse; imgchkr still names the announced format.
+            assert_eq!(ours.format(), Some(format), "{ours:?}");
+        }
+    }
+});
