@@ -491,3 +491,73 @@ fn chunks_that_do_not_start_at_the_needed_offset_are_ignored_safely() {
     assert_eq!(probe.feed(0, b"junk"), Step::Done(Ok(info)));
     assert_eq!(probe.finish(), Ok(info));
 }
+
+/// The incremental machine fed one byte at a time, then ended.
+fn byte_by_byte(bytes: &[u8]) -> Result<imgchkr_core::ImageInfo, ProbeError> {
+    let mut probe = Probe::new();
+    for (at, byte) in bytes.iter().enumerate() {
+        if let Step::Done(result) = probe.feed(at as u64, std::slice::from_ref(byte)) {
+            return result;
+        }
+    }
+    probe.finish()
+}
+
+#[test]
+fn every_rule_gives_the_same_answer_from_the_slice_walk_and_the_incremental_machine() {
+    let mut dup = frame_payload(8, 1, 1, 2);
+    dup[9] = 1; // the second component's identifier repeats the first's
+    let mut sampling = frame_payload(8, 1, 1, 1);
+    sampling[7] = 0x05; // V = 5
+    let mut lossless_table = frame_payload(8, 1, 1, 1);
+    lossless_table[8] = 2;
+    let cases: Vec<Vec<u8>> = vec![
+        jpeg(&[&app0(), &dqt(), &sof(0xC0, 8, 480, 640, 3)]),
+        jpeg(&[
+            &[0xFF, 0xFF, 0xFF],
+            &app0(),
+            &[0xFF, 0xFF],
+            &sof(0xC2, 12, 3, 4, 4),
+        ]),
+        jpeg(&[
+            &[0xFF, 0x01, 0xFF, 0xD0, 0xFF, 0xD7],
+            &sof(0xC1, 8, 1, 1, 1),
+        ]),
+        jpeg(&[
+            &segment(0xDE, &frame_payload(8, 1500, 2000, 1)),
+            &sof(0xC7, 9, 3, 4, 1),
+        ]),
+        jpeg(&[&[0x00, 0x01]]),
+        jpeg(&[&[0xFF, 0x00]]),
+        jpeg(&[&[0xFF, 0xD8]]),
+        jpeg(&[&app0(), &[0xFF, 0xD9]]),
+        jpeg(&[&scan_and_eoi()]),
+        jpeg(&[&[0xFF, 0xE0, 0x00, 0x01]]),
+        jpeg(&[&segment(0xC0, &[8, 0, 1])]),
+        jpeg(&[&segment(0xF7, &frame_payload(8, 10, 10, 1))]),
+        jpeg(&[&sof(0xC0, 8, 10, 0, 1)]),
+        jpeg(&[&sof(0xC0, 8, 0, 10, 1)]),
+        jpeg(&[&sof(0xC2, 8, 1, 1, 5)]),
+        jpeg(&[&segment(0xC0, &frame_payload(8, 1, 1, 3)[..12])]),
+        jpeg(&[&sof(0xC0, 12, 1, 1, 1)]),
+        jpeg(&[&sof(0xC3, 17, 1, 1, 1)]),
+        jpeg(&[&segment(0xC0, &sampling)]),
+        jpeg(&[&segment(0xC3, &lossless_table)]),
+        jpeg(&[&segment(0xC0, &dup)]),
+        jpeg(&[&app0(), &sof(0xC0, 8, 10, 20, 3)])[..30].to_vec(),
+        jpeg(&[&[0xFF, 0xE1, 0xFF, 0xFF, 1, 2, 3]]),
+        jpeg(&[&[0xFF, 0xFF, 0xFF]]),
+    ];
+    for file in &cases {
+        let whole = probe(file);
+        assert_eq!(byte_by_byte(file), whole, "{file:02X?}");
+        // Every prefix too: truncations and early errors alike.
+        for cut in 0..file.len() {
+            assert_eq!(
+                byte_by_byte(&file[..cut]),
+                probe(&file[..cut]),
+                "cut {cut} of {file:02X?}"
+            );
+        }
+    }
+}
