@@ -124,6 +124,8 @@ fn one_tenant_flooding_cannot_starve_another() {
     let quiet = id_of(&quiet);
 
     server.wait_state(&quiet, Some("tb"), &["success"]);
+    // The verdict is recorded while onStart may still be in flight: wait for b's webhooks.
+    hooks.wait_hooks(&quiet, 2);
     let starts: Vec<String> = hooks
         .hooks()
         .iter()
