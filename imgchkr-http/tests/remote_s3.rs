@@ -437,24 +437,18 @@ fn s3_assets_are_validated_end_to_end() {
         Some(json!({"image": ["File not found: nothing.jpg"]})),
     );
 
-    // A bucket outside `--s3-buckets`: accepted (the allowlist is checked by the worker, not
-    // at submission), then failed without any request to the store.
+    // A bucket outside `--s3-buckets`: 400 on assetPath.path, nothing queued, no request to
+    // the store.
     let before = proxy.request_lines().len();
-    let id = submit_s3(&server, &hooks, "s3://other/x.jpg");
-    expect_verdict(
-        &server,
-        &hooks,
-        &id,
-        Some(json!({"image": [
-            "Cannot fetch s3://other/x.jpg: destination not allowed: bucket other is not in the allowlist"
-        ]})),
+    let mut body = hooks.submission("unused");
+    body["assetPath"] = json!({"location": "s3", "path": "s3://other/x.jpg"});
+    let r = server.submit(&body);
+    assert_eq!(r.status, 400, "{}", r.body_text());
+    assert_eq!(
+        r.json(),
+        json!({"errors": {"assetPath.path": ["S3 bucket not allowed: other; allowed: images."]}})
     );
-    let after = proxy.request_lines();
-    assert!(
-        after[before..].iter().all(|r| !r.contains("/other/")),
-        "{:?}",
-        &after[before..]
-    );
+    assert_eq!(proxy.request_lines().len(), before);
 
     // Not an s3://bucket/key URI: 400 on assetPath.path, nothing queued.
     let mut body = hooks.submission("unused");

@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, RETRY_AFTER};
 use hyper::{Request, StatusCode};
 use imgchkr_core::store::Inserted;
-use imgchkr_core::{AssetPath, Event, FieldErrors, Job, JobId, StoreError, Submission};
+use imgchkr_core::{Event, FieldErrors, Job, JobId, StoreError, Submission};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -250,12 +250,12 @@ fn human(d: Duration) -> String {
     format!("{} s", d.as_secs_f64())
 }
 
-/// Asks the remote sources whether a `url` asset may be fetched, and the notifier whether it
-/// would send to each URL; refusals name the field.
+/// Asks the remote sources whether a `url` or `s3` asset may be read, and the notifier
+/// whether it would send to each URL; refusals name the field.
 async fn check_destinations(app: &App, submission: &Submission) -> Result<(), FieldErrors> {
     let mut errors = FieldErrors::default();
-    if let (AssetPath::Url { path }, Some(remote)) = (&submission.asset_path, &app.workers.remote)
-        && let Err(text) = remote.check_url(path).await
+    if let Some(remote) = &app.workers.remote
+        && let Err(text) = remote.check_asset(&submission.asset_path).await
     {
         errors.add("assetPath.path", text);
     }

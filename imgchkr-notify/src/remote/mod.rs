@@ -230,6 +230,18 @@ impl RemoteSources {
             .or_else(refuse)
     }
 
+    /// Whether a remote asset may be read, for refusing a submission up front: a `url` under
+    /// the destination policy ([`check_url`](RemoteSources::check_url)), an `s3` object in a
+    /// bucket of the allowlist (`S3 bucket not allowed: other; allowed: images.`). The error is
+    /// the text to show under `assetPath.path`. Other locations pass.
+    pub async fn check_asset(&self, asset: &AssetPath) -> Result<(), String> {
+        match asset {
+            AssetPath::Url { path } => self.check_url(path).await,
+            AssetPath::S3 { path } => self.inner.s3.check_bucket(path),
+            _ => Ok(()),
+        }
+    }
+
     /// Validates a `url` or `s3` asset against `policy`, reading only the header bytes the
     /// probe asks for. Never panics and always returns a report: an unreachable object is a
     /// report with its error (`File not found`, `Permission denied`, `Cannot fetch`). The

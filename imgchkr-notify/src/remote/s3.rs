@@ -85,8 +85,23 @@ impl Stores {
         }
     }
 
+    /// Whether `uri`'s bucket may be named (the submission-time check; `store` checks again).
+    pub(crate) fn check_bucket(&self, uri: &str) -> Result<(), String> {
+        match imgchkr_core::submission::parse_s3_uri(uri) {
+            Some((bucket, _)) if !self.allows(bucket) => Err(format!(
+                "S3 bucket not allowed: {bucket}; allowed: {}.",
+                self.buckets.join(", ")
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn allows(&self, bucket: &str) -> bool {
+        self.buckets.is_empty() || self.buckets.iter().any(|b| b == bucket)
+    }
+
     fn store(&self, bucket: &str) -> Result<Arc<AmazonS3>, FetchError> {
-        if !self.buckets.is_empty() && !self.buckets.iter().any(|b| b == bucket) {
+        if !self.allows(bucket) {
             return Err(FetchError::Unreachable {
                 reason: format!("destination not allowed: bucket {bucket} is not in the allowlist"),
                 outcome: Outcome::NotAllowed,
