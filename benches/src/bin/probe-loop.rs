@@ -8,13 +8,21 @@ fn main() {
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or(1_000_000);
-    let input = imgchkr_benches::inputs()
+    // The JPEG inputs of the probe bench, then the other formats of the formats bench.
+    let bytes = imgchkr_benches::inputs()
         .into_iter()
         .find(|i| i.name == name)
+        .map(|i| i.bytes)
+        .or_else(|| {
+            imgchkr_benches::format_inputs()
+                .into_iter()
+                .find(|i| i.name == name)
+                .map(|i| i.bytes)
+        })
         .expect("no such input");
     let mut sum = 0u64;
     for _ in 0..n {
-        let info = imgchkr_core::probe(std::hint::black_box(&input.bytes)).expect("probe");
+        let info = imgchkr_core::probe(std::hint::black_box(&bytes)).expect("probe");
         sum += u64::from(info.width);
     }
     println!("{sum}");

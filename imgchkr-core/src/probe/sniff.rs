@@ -7,6 +7,7 @@ pub(crate) const SNIFF_LEN: usize = 12;
 
 /// The format announced by the leading bytes `head` (the first [`SNIFF_LEN`] bytes of the
 /// input, or all of it if shorter). Never guesses from a name.
+#[inline]
 pub(crate) fn sniff(head: &[u8]) -> Option<Format> {
     // T.81 B.1.1.3: a JPEG interchange stream starts with SOI.
     if head.starts_with(&[0xFF, 0xD8]) {
