@@ -201,46 +201,15 @@ fn serve_s3(endpoint: &str, extra: &[&str]) -> Server {
             cmd.env_remove(k);
         }
     }
-    let mut child = cmd
-        .env_remove("IMGCHKR_REDIS")
+    cmd.env_remove("IMGCHKR_REDIS")
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ENDPOINT", endpoint)
         .env("AWS_ALLOW_HTTP", "true")
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = mpsc::channel();
-    let sink = logs.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if let Some(rest) = line.split("listening addr=").nth(1) {
-                let addr: String = rest
-                    .chars()
-                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                    .collect();
-                let _ = tx.send(addr);
-            }
-            sink.lock().unwrap().push(line);
-        }
-    });
-    let addr = rx
-        .recv_timeout(DEADLINE)
-        .unwrap_or_else(|_| panic!("no ready line; logs: {:?}", logs.lock().unwrap()));
-    Server {
-        child,
-        addr: addr.parse().unwrap(),
-        dir,
-        logs,
-        redis: None,
-    }
+        .env("RUST_LOG", "info");
+    Server::spawn(cmd, dir, None)
 }
 
 /// `jpeg` with an EXIF APP1 segment of `exif_len` (at most 65,533) payload bytes right after

@@ -128,9 +128,14 @@ impl Server {
         if let Some(redis) = &redis {
             cmd.args(["--redis", &redis.url()]);
         }
+        cmd.env_remove("IMGCHKR_REDIS").env("RUST_LOG", log);
+        Server::spawn(cmd, dir, redis)
+    }
+
+    /// Runs `cmd` (an `imgchkr serve|api` command line, its environment set) and waits for
+    /// its ready line; its stderr is kept in `logs`.
+    pub fn spawn(mut cmd: Command, dir: tempfile::TempDir, redis: Option<RedisServer>) -> Server {
         let mut child = cmd
-            .env_remove("IMGCHKR_REDIS")
-            .env("RUST_LOG", log)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
