@@ -8,14 +8,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, Receiver, Server, real_jpeg, real_png, request, wait_within};
+use common::{Receiver, Server, real_jpeg, real_png, request, wait_within};
 use serde_json::{Value, json};
 
 const INSTALL: &str = "moto's S3 server is needed for the s3 end-to-end test: \
