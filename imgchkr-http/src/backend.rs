@@ -46,10 +46,22 @@ impl Backend {
     }
 
     /// Records a new job (or finds the existing one with its id).
+    ///
+    /// Redis: the job is also queued for its tenant (`""` without one), in the same script
+    /// (one round trip for the submission, and never a recorded job left unqueued); a full
+    /// queue fails here with [`StoreError::Full`], recording nothing, and the
+    /// [`push`](Backend::push) that follows for this id does nothing more.
     pub async fn insert(&self, job: Job) -> Result<Inserted, StoreError> {
         match self {
             Backend::Memory { store, .. } => Ok(store.insert_now(job)),
-            Backend::Redis { store, .. } => store.insert(job).await,
+            Backend::Redis { queue, .. } => {
+                let id = job.id;
+                let inserted = queue.submit(job).await?;
+                if matches!(inserted, Inserted::New) {
+                    queue.note_submitted(id);
+                }
+                Ok(inserted)
+            }
         }
     }
 
@@ -72,10 +84,16 @@ impl Backend {
         }
     }
 
-    /// Whether `tenant` could enqueue now (advisory; `push` decides).
+    /// Whether `tenant` could enqueue now (advisory; `insert`/`push` decide).
+    ///
+    /// Redis: asks Redis only while the queue looked full when last seen (this process's
+    /// monitor reads it every half second); otherwise the submission's insert script checks
+    /// the capacity and the tenant's share itself, without a round trip of its own.
     pub async fn has_room(&self, tenant: &str) -> Result<bool, StoreError> {
         match self {
             Backend::Memory { queue, .. } => Ok(queue.has_room(tenant)),
+            Backend::Redis { queue, .. } if queue.is_closed() => Ok(false),
+            Backend::Redis { queue, .. } if !queue.looks_full() => Ok(true),
             Backend::Redis { queue, .. } => queue.has_room(tenant).await,
         }
     }
@@ -84,6 +102,8 @@ impl Backend {
     pub async fn push(&self, id: JobId, tenant: &str) -> Result<(), StoreError> {
         match self {
             Backend::Memory { queue, .. } => queue.push_now(id, tenant),
+            // Queued with its insert already.
+            Backend::Redis { queue, .. } if queue.take_submitted(id) => Ok(()),
             Backend::Redis { queue, .. } => queue.push(id, tenant).await,
         }
     }

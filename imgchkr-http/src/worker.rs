@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use imgchkr_core::store::Lease;
 use imgchkr_core::{
-    AssetPath, ImageDir, Job, JobId, JobQueue, JobState, Policy, Report, StoreError,
+    AssetPath, ImageDir, Job, JobId, JobState, JobStore, Policy, Report, StoreError,
     ValidationError, run_job,
 };
 use imgchkr_notify::RemoteSources;
@@ -17,7 +16,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info_span, warn};
 
-use crate::redis::RedisQueue;
+use crate::redis::{JobSession, Leased, MAX_BATCH, Record, RedisQueue};
 
 use crate::backend::Backend;
 use crate::metrics as m;
@@ -95,21 +94,30 @@ impl Workers {
     }
 
     /// Leases from Redis: acknowledged only once the job's verdict and final webhook are
-    /// recorded; a lease left unacknowledged is taken over by another worker later.
+    /// recorded; a lease left unacknowledged is taken over by another worker later. Takes
+    /// as many leases at once as there are free job slots (one round trip, job records
+    /// included), so no lease waits in this process for a slot.
     async fn dispatch_redis(self: &Arc<Self>, queue: Arc<RedisQueue>) {
         let mut backoff = RETRY_FIRST;
         loop {
             let Ok(slot) = Arc::clone(&self.job_slots).acquire_owned().await else {
                 return;
             };
-            let lease = match queue.pop().await {
-                Ok(Some(lease)) => {
-                    backoff = RETRY_FIRST;
-                    lease
+            let mut slots = vec![slot];
+            while slots.len() < MAX_BATCH {
+                match Arc::clone(&self.job_slots).try_acquire_owned() {
+                    Ok(slot) => slots.push(slot),
+                    Err(_) => break,
                 }
-                Ok(None) => return,
+            }
+            let batch = match queue.pop_batch(slots.len()).await {
+                Ok(batch) if batch.is_empty() => return,
+                Ok(batch) => {
+                    backoff = RETRY_FIRST;
+                    batch
+                }
                 Err(e) => {
-                    drop(slot);
+                    drop(slots);
                     if queue.is_closed() {
                         return;
                     }
@@ -119,50 +127,75 @@ impl Workers {
                     continue;
                 }
             };
-            let workers = Arc::clone(self);
-            let queue = Arc::clone(&queue);
-            tokio::spawn(async move {
-                metrics::gauge!(m::JOBS_IN_FLIGHT).increment(1.0);
-                workers.run_lease(&queue, lease).await;
-                metrics::gauge!(m::JOBS_IN_FLIGHT).decrement(1.0);
-                drop(slot);
-            });
+            // Slots left over (fewer entries than free slots) go back as `slots` drops.
+            for (leased, slot) in batch.into_iter().zip(slots.drain(..)) {
+                let workers = Arc::clone(self);
+                let queue = Arc::clone(&queue);
+                tokio::spawn(async move {
+                    metrics::gauge!(m::JOBS_IN_FLIGHT).increment(1.0);
+                    workers.run_lease(&queue, leased).await;
+                    metrics::gauge!(m::JOBS_IN_FLIGHT).decrement(1.0);
+                    drop(slot);
+                });
+            }
         }
     }
 
-    /// Runs (or parks) a leased job, then acknowledges it. A step that fails on Redis is
-    /// retried with backoff ([`LEASE_RETRIES`]); if Redis stays away, the lease is released:
-    /// no longer heartbeated, so a worker takes it over after the reclaim idle time.
-    async fn run_lease(&self, queue: &RedisQueue, lease: Lease) {
+    /// Runs (or parks) a leased job, then acknowledges it together with the job's last
+    /// updates ([`JobSession`] holds them back). A step that fails on Redis is retried with
+    /// backoff ([`LEASE_RETRIES`]); if Redis stays away, the lease is released: no longer
+    /// heartbeated, so a worker takes it over after the reclaim idle time.
+    async fn run_lease(&self, queue: &RedisQueue, leased: Leased) {
+        let Leased { lease, record, .. } = leased;
+        let Backend::Redis { store, .. } = &self.backend else {
+            return;
+        };
         let span = info_span!("job", job_id = %lease.id);
+        // The record read with the lease serves the first attempt; a retry reads it again.
+        let mut prefetched = Some(record);
+        let session = JobSession::new(store.clone(), lease.id);
         let ran = self
-            .with_retries(queue, "job could not be recorded", || async {
-                if queue.is_poison(&lease) {
-                    // Every worker that took it stopped before finishing: the client hears
-                    // onFailure instead of the job running again (acknowledged by `park`).
-                    if let Some(state) = queue.park(&lease, &*self.webhooks).await? {
-                        metrics::counter!(m::JOBS, "state" => state.name()).increment(1);
+            .with_retries(queue, "job could not be recorded", || {
+                let record = prefetched.take().unwrap_or(Record::Unread);
+                let session = &session;
+                let lease = &lease;
+                async move {
+                    if queue.is_poison(lease) {
+                        // Every worker that took it stopped before finishing: the client
+                        // hears onFailure instead of the job running again (acknowledged by
+                        // `park`).
+                        if let Some(state) = queue.park(lease, &*self.webhooks).await? {
+                            metrics::counter!(m::JOBS, "state" => state.name()).increment(1);
+                        }
+                        return Ok(true);
                     }
-                    return Ok(true);
-                }
-                match self.backend.get(lease.id).await? {
+                    let job = match record {
+                        Record::Found(job) => Some(*job),
+                        Record::Missing => None,
+                        _ => self.backend.get(lease.id).await?,
+                    };
                     // Removed (refused at submission) or expired: nothing is owed.
-                    None => {}
-                    Some(job) => {
-                        self.run_recorded(&job).await?;
+                    if let Some(job) = job {
+                        // A failed attempt's held updates are dropped: the job runs again.
+                        session.take_held().await;
+                        self.run_with(&job, session).await?;
                     }
+                    Ok(false)
                 }
-                Ok(false)
             })
             .instrument(span.clone())
             .await;
         let settled = match ran {
             Some(true) => true,
-            Some(false) => self
-                .with_retries(queue, "job could not be acknowledged", || queue.ack(&lease))
+            Some(false) => {
+                let held = session.take_held().await;
+                self.with_retries(queue, "job could not be acknowledged", || {
+                    queue.finish(&lease, &held)
+                })
                 .instrument(span.clone())
                 .await
-                .is_some(),
+                .is_some()
+            }
             None => false,
         };
         if !settled {
@@ -213,11 +246,16 @@ impl Workers {
     }
 
     async fn run_recorded(&self, job: &Job) -> Result<JobState, StoreError> {
+        self.run_with(job, self.backend.store()).await
+    }
+
+    /// Runs one job, recording it in `store`.
+    async fn run_with(&self, job: &Job, store: &dyn JobStore) -> Result<JobState, StoreError> {
         let span = info_span!("job", job_id = %job.id);
         async {
             debug!("started");
             let validate = self.validate(job.asset_path.clone());
-            let result = run_job(job, self.backend.store(), &*self.webhooks, validate).await;
+            let result = run_job(job, store, &*self.webhooks, validate).await;
             match &result {
                 Ok(state) => {
                     debug!(state = %state, "finished");

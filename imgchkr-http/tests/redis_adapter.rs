@@ -8,7 +8,9 @@ use imgchkr_core::{
     AssetPath, DeliveryRecord, DeliveryStatus, Event, Job, JobId, JobQueue, JobState, JobStore,
     JobUpdate, NotificationUrls, Policy, RecordingNotifier, Report, Retention, StoreError, run_job,
 };
-use imgchkr_http::redis::{RedisConfig, RedisQueue, RedisStore, abandoned_text, connect};
+use imgchkr_http::redis::{
+    JobSession, Record, RedisConfig, RedisQueue, RedisStore, abandoned_text, connect,
+};
 use time::OffsetDateTime;
 
 #[path = "support/redis_server.rs"]
@@ -580,4 +582,221 @@ async fn unavailable_redis_fails_fast_and_recovers() {
     queue.ack(&lease).await.unwrap();
     assert_eq!(queue.depth().await.unwrap(), 0);
     drop(server);
+}
+
+#[tokio::test]
+async fn pop_batch_takes_several_round_robin_with_their_records() {
+    let server = RedisServer::start();
+    let (store, queue) = connect(config(&server, "batch")).await.unwrap();
+    let a: Vec<Job> = (0..3).map(|_| job(Some("a"))).collect();
+    let b = job(Some("b"));
+    for j in a.iter().chain([&b]) {
+        store.insert(j.clone()).await.unwrap();
+        queue
+            .push(j.id, j.tenant.as_deref().unwrap())
+            .await
+            .unwrap();
+    }
+    let gone = JobId::random();
+    queue.push(gone, "a").await.unwrap();
+
+    let batch = queue.pop_batch(3).await.unwrap();
+    let order: Vec<JobId> = batch.iter().map(|l| l.lease.id).collect();
+    assert_eq!(
+        order,
+        [a[0].id, b.id, a[1].id],
+        "round-robin, FIFO per tenant"
+    );
+    for leased in &batch {
+        let Record::Found(record) = &leased.record else {
+            panic!("no record with {:?}", leased.lease);
+        };
+        assert_eq!(
+            store.get(leased.lease.id).await.unwrap().as_ref(),
+            Some(&**record)
+        );
+    }
+    assert_eq!(queue.in_flight(), 3);
+    assert_eq!(queue.depth().await.unwrap(), 2);
+    let rest = queue.pop_batch(10).await.unwrap();
+    assert_eq!(rest.len(), 2, "fewer waiting than asked for");
+    assert_eq!(rest[0].lease.id, a[2].id);
+    assert!(
+        matches!(rest[1].record, Record::Missing),
+        "no record: nothing owed"
+    );
+    for leased in batch.iter().chain(&rest) {
+        queue.ack(&leased.lease).await.unwrap();
+    }
+    assert_eq!(queue.in_flight(), 0);
+    // Nothing waits: a batch pop waits like pop, and returns nothing once closed.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), queue.pop_batch(4))
+            .await
+            .is_err()
+    );
+    queue.close();
+    assert!(queue.pop_batch(4).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn session_batches_run_job_updates_and_finish_records_them_with_the_ack() {
+    let server = RedisServer::start();
+    let (store, queue) = connect(config(&server, "session")).await.unwrap();
+    for (image, state) in [
+        (jpeg(100, 100), JobState::Success),
+        (jpeg(1800, 100), JobState::Failed),
+    ] {
+        let submitted = job(Some("acme"));
+        store.insert(submitted.clone()).await.unwrap();
+        queue.push(submitted.id, "acme").await.unwrap();
+        let leased = queue.pop_batch(1).await.unwrap().pop().unwrap();
+        let Record::Found(record) = leased.record else {
+            panic!("no record");
+        };
+        let session = JobSession::new(store.clone(), leased.lease.id);
+        let notifier = RecordingNotifier::new();
+        let validate = async { Report::from_bytes(&image, &Policy::default()) };
+        assert_eq!(
+            run_job(&record, &session, &notifier, validate).await,
+            Ok(state)
+        );
+
+        // Everything but the final outcome is recorded; it goes with the acknowledgement.
+        let before = store.get(submitted.id).await.unwrap().unwrap();
+        assert_eq!(
+            before.state, state,
+            "the verdict is recorded before the ack"
+        );
+        let last = before.notifications.last().unwrap();
+        assert_eq!(last.status, DeliveryStatus::Pending);
+        assert_eq!(queue.in_flight(), 1);
+
+        let held = session.take_held().await;
+        assert_eq!(held.len(), 1, "only the final outcome is held: {held:?}");
+        queue.finish(&leased.lease, &held).await.unwrap();
+        assert_eq!(queue.in_flight(), 0);
+
+        // The same job as the store unbatched would hold.
+        let mut expected = (*record).clone();
+        let stored = store.get(submitted.id).await.unwrap().unwrap();
+        expected.state = state;
+        expected.errors = stored.errors.clone();
+        expected.started_at = stored.started_at;
+        expected.finished_at = stored.finished_at;
+        expected.notifications = stored.notifications.clone();
+        assert_eq!(stored, expected);
+        assert!(stored.started_at.is_some() && stored.finished_at.is_some());
+        let events: Vec<(Event, DeliveryStatus)> = stored
+            .notifications
+            .iter()
+            .map(|r| (r.event, r.status))
+            .collect();
+        let final_event = if state == JobState::Success {
+            Event::OnSuccess
+        } else {
+            Event::OnFailure
+        };
+        assert_eq!(
+            events,
+            [
+                (Event::OnStart, DeliveryStatus::Delivered),
+                (final_event, DeliveryStatus::Delivered)
+            ]
+        );
+        assert_eq!(notifier.sent().len(), 2);
+    }
+    // Acknowledged: nothing pending, nothing to reclaim.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(queue.reclaim().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn session_sends_an_update_at_once_unless_the_next_follows_at_once() {
+    let server = RedisServer::start();
+    let (store, _queue) = connect(config(&server, "hold")).await.unwrap();
+    let submitted = job(None);
+    store.insert(submitted.clone()).await.unwrap();
+    let session = JobSession::new(store.clone(), submitted.id);
+    let url = submitted.notification_urls.on_start.clone();
+    let now = OffsetDateTime::now_utc();
+    let state = |store: RedisStore| async move {
+        let job = store.get(submitted.id).await.unwrap().unwrap();
+        (job.state, job.notifications.len())
+    };
+
+    // Held: a start is always followed at once by onStart's pending record.
+    session
+        .update(submitted.id, JobUpdate::Started { at: now })
+        .await
+        .unwrap();
+    assert_eq!(state(store.clone()).await, (JobState::Queued, 0));
+    // A webhook about to go out: sent with what is held.
+    session
+        .update(
+            submitted.id,
+            JobUpdate::Delivery(DeliveryRecord::pending(Event::OnStart, url.clone())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(state(store.clone()).await, (JobState::Started, 1));
+    // A verdict while onStart is being sent: at once (a slow receiver hides nothing).
+    session.update(submitted.id, verdict(None)).await.unwrap();
+    assert_eq!(state(store.clone()).await, (JobState::Success, 1));
+    // onStart's outcome once the verdict is in: held for the final pending record.
+    let mut done = DeliveryRecord::pending(Event::OnStart, url);
+    done.status = DeliveryStatus::Delivered;
+    session
+        .update(submitted.id, JobUpdate::Delivery(done))
+        .await
+        .unwrap();
+    let held = store.get(submitted.id).await.unwrap().unwrap();
+    assert_eq!(held.notifications[0].status, DeliveryStatus::Pending);
+    // A read through the session sends what is held first.
+    let read = session.get(submitted.id).await.unwrap().unwrap();
+    assert_eq!(read.notifications[0].status, DeliveryStatus::Delivered);
+    assert!(session.take_held().await.is_empty());
+}
+
+#[tokio::test]
+async fn submit_records_and_queues_in_one_step() {
+    let server = RedisServer::start();
+    let mut config = config(&server, "submit");
+    config.capacity = 3;
+    config.per_tenant = 2;
+    let (store, queue) = connect(config).await.unwrap();
+    let full = Err(StoreError::Full {
+        retry_after_secs: 1,
+    });
+    let first = job(Some("a"));
+    assert_eq!(queue.submit(first.clone()).await, Ok(Inserted::New));
+    assert_eq!(store.get(first.id).await.unwrap().as_ref(), Some(&first));
+    assert_eq!(queue.depth().await.unwrap(), 1);
+    // The same id again: the stored job, nothing more queued.
+    assert_eq!(
+        queue.submit(first.clone()).await,
+        Ok(Inserted::Existing(Box::new(first.clone())))
+    );
+    assert_eq!(queue.depth().await.unwrap(), 1);
+    queue.submit(job(Some("a"))).await.unwrap();
+    let refused = job(Some("a"));
+    assert_eq!(queue.submit(refused.clone()).await, full, "tenant share");
+    assert_eq!(
+        store.get(refused.id).await.unwrap(),
+        None,
+        "nothing recorded"
+    );
+    // A resubmission is still answered when full.
+    assert!(matches!(
+        queue.submit(first.clone()).await,
+        Ok(Inserted::Existing(_))
+    ));
+    queue.submit(job(None)).await.unwrap();
+    assert_eq!(queue.submit(job(Some("b"))).await, full, "overall");
+    assert_eq!(queue.depth().await.unwrap(), 3);
+    let lease = pop_within(&queue, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(lease.id, first.id);
+    queue.ack(&lease).await.unwrap();
+    queue.close();
+    assert_eq!(queue.submit(job(None)).await, Err(StoreError::Closed));
 }

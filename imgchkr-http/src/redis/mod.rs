@@ -62,6 +62,7 @@
 mod keys;
 mod queue;
 mod scripts;
+mod session;
 mod store;
 
 use std::sync::Arc;
@@ -70,7 +71,8 @@ use std::time::Duration;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use imgchkr_core::{Retention, StoreError};
 
-pub use queue::RedisQueue;
+pub use queue::{Leased, MAX_BATCH, Record, RedisQueue};
+pub use session::JobSession;
 pub use store::RedisStore;
 
 use keys::Keys;

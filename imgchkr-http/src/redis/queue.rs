@@ -1,6 +1,6 @@
 //! [`RedisQueue`]: one stream per tenant, one consumer group, round-robin hand-out, acks late.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
@@ -8,14 +8,16 @@ use std::time::Duration;
 use ::redis::aio::ConnectionManager;
 use imgchkr_core::job::IMAGE_ERRORS_KEY;
 use imgchkr_core::notify::BoxFuture;
-use imgchkr_core::store::Lease;
-use imgchkr_core::{ErrorMap, JobId, JobQueue, JobState, JobStore, Notifier, StoreError};
+use imgchkr_core::store::{Inserted, Lease};
+use imgchkr_core::{
+    ErrorMap, Job, JobId, JobQueue, JobState, JobStore, JobUpdate, Notifier, StoreError,
+};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::keys::GROUP;
-use super::store::RedisStore;
+use super::store::{RedisStore, assemble, fields};
 use super::{
     MONITOR_EVERY, PARKED, PENDING_JOBS, RECLAIMED, REDIS_UP, Shared, abandoned_text, bounded,
 };
@@ -32,6 +34,37 @@ const RECLAIM_SCAN_STEPS: usize = 100;
 
 /// Unreadable entries one `pop` gets rid of before it goes on waiting.
 const MAX_SKIPS: usize = 64;
+
+/// One entry as the pop script returns it: tenant, entry id, job id, job HGETALL.
+type PoppedEntry = (String, String, String, Vec<String>);
+
+/// Submissions remembered between their insert and push, at most.
+const SUBMITTED_CAP: usize = 100_000;
+
+/// The most entries one `pop_batch` takes.
+pub const MAX_BATCH: usize = 64;
+
+/// A lease handed out by [`RedisQueue::pop_batch`], with the job record read with it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Leased {
+    /// The lease.
+    pub lease: Lease,
+    /// The job as it was when the lease was taken.
+    pub record: Record,
+}
+
+/// The job record read with a lease.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Record {
+    /// Not read (a reclaimed entry, or an unreadable record): read it from the store.
+    Unread,
+    /// The job does not exist (removed at submission, or expired): nothing is owed.
+    Missing,
+    /// The job.
+    Found(Box<Job>),
+}
 
 /// A [`JobQueue`] on Redis Streams, fair across tenants, at-least-once.
 ///
@@ -60,8 +93,9 @@ struct Inner {
     /// Where parked jobs are recorded.
     store: RedisStore,
     consumer: String,
-    /// Leases handed out and not yet acknowledged: receipt → tenant.
-    leases: Mutex<HashMap<String, String>>,
+    /// Leases handed out and not yet acknowledged: (tenant, receipt). Entry ids are per
+    /// stream, so two tenants' entries can have the same one.
+    leases: Mutex<HashSet<(String, String)>>,
     /// Serialises `pop`; holds when the next reclaim scan is due.
     pop: tokio::sync::Mutex<Instant>,
     closed: AtomicBool,
@@ -70,6 +104,11 @@ struct Inner {
     up: AtomicBool,
     /// The depth (entries waiting, all tenants) last read.
     depth_seen: AtomicU64,
+    /// Whether the last take left nothing waiting (the next `pop` waits for the bell first).
+    drained: AtomicBool,
+    /// Jobs queued by `Backend::insert` (a submission's insert and push in one script),
+    /// whose `Backend::push` is then already done.
+    submitted: Mutex<HashSet<JobId>>,
 }
 
 impl RedisQueue {
@@ -93,6 +132,8 @@ impl RedisQueue {
             close: Notify::new(),
             up: AtomicBool::new(true),
             depth_seen: AtomicU64::new(0),
+            drained: AtomicBool::new(false),
+            submitted: Mutex::default(),
         });
         let every = inner.shared.config.heartbeat_period();
         tokio::spawn(heartbeat_loop(Arc::downgrade(&inner), every));
@@ -185,11 +226,58 @@ impl RedisQueue {
         self.inner.heartbeat().await;
     }
 
+    /// Records `job` and queues it for its tenant (`""` without one) in one atomic script:
+    /// `insert` then `push` in one round trip. A job with the same id is returned as
+    /// `Existing` (nothing queued); a full queue or tenant share fails with
+    /// [`StoreError::Full`] and records nothing.
+    pub async fn submit(&self, job: Job) -> Result<Inserted, StoreError> {
+        self.inner.submit(job).await
+    }
+
+    /// Notes that `id` was queued by [`submit`](RedisQueue::submit), for
+    /// [`take_submitted`](RedisQueue::take_submitted).
+    pub(crate) fn note_submitted(&self, id: JobId) {
+        let mut submitted = self
+            .inner
+            .submitted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Only submissions abandoned between their insert and push stay: bounded anyway.
+        if submitted.len() >= SUBMITTED_CAP {
+            submitted.clear();
+        }
+        submitted.insert(id);
+    }
+
+    /// Whether `id` was queued by `submit` (and not asked about since).
+    pub(crate) fn take_submitted(&self, id: JobId) -> bool {
+        self.inner
+            .submitted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id)
+    }
+
+    /// Waits for up to `most` leases (at least one; none once closed): like `pop`, in one
+    /// round trip for all of them, each with its job record as read when it was taken.
+    pub async fn pop_batch(&self, most: usize) -> Result<Vec<Leased>, StoreError> {
+        self.inner.pop_batch(most).await
+    }
+
+    /// Acknowledges `lease` (as `ack`) after recording `updates` (the job's last ones, as a
+    /// [`JobSession`](super::JobSession) held them back), in one atomic script: either both
+    /// happen or neither.
+    pub async fn finish(&self, lease: &Lease, updates: &[JobUpdate]) -> Result<(), StoreError> {
+        self.inner.finish(lease, updates).await
+    }
+
     /// Stops heartbeating `lease` without acknowledging it (its job could not be recorded):
     /// after [`RedisConfig::reclaim_idle`](super::RedisConfig::reclaim_idle) a worker,
     /// maybe this one, takes it over as a new delivery.
     pub fn release(&self, lease: &Lease) {
-        self.inner.leases().remove(&lease.receipt);
+        self.inner
+            .leases()
+            .remove(&(lease.tenant.clone(), lease.receipt.clone()));
     }
 
     /// Whether `lease` was handed out more than
@@ -243,7 +331,7 @@ async fn heartbeat_loop(inner: Weak<Inner>, every: Duration) {
 }
 
 impl Inner {
-    fn leases(&self) -> MutexGuard<'_, HashMap<String, String>> {
+    fn leases(&self) -> MutexGuard<'_, HashSet<(String, String)>> {
         self.leases.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -314,23 +402,88 @@ impl Inner {
         Ok(())
     }
 
+    async fn submit(&self, job: Job) -> Result<Inserted, StoreError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(StoreError::Closed);
+        }
+        let keys = &self.shared.keys;
+        let config = &self.shared.config;
+        let tenant = job.tenant.clone().unwrap_or_default();
+        let mut call = self.shared.scripts.submit.prepare_invoke();
+        call.key(keys.job(job.id))
+            .key(keys.seq())
+            .key(keys.finished())
+            .key(keys.stream(&tenant))
+            .key(keys.waiting())
+            .key(keys.depth())
+            .key(keys.rotation())
+            .key(keys.tenants())
+            .key(keys.bell());
+        for arg in self.store.insert_args(&job) {
+            call.arg(arg);
+        }
+        call.arg(&tenant)
+            .arg(config.capacity.max(1))
+            .arg(config.per_tenant.clamp(1, config.capacity.max(1)))
+            .arg(GROUP)
+            .arg(BELL_CAP);
+        for (field, value) in &fields(&job)? {
+            call.arg(field).arg(value);
+        }
+        let mut conn = self.shared.conn.clone();
+        let mut reply: Vec<String> =
+            self.seen(bounded(self.timeout(), call.invoke_async(&mut conn)).await)?;
+        let depth = || reply.get(1).and_then(|d| d.parse().ok()).unwrap_or(0);
+        match reply.first().map(String::as_str) {
+            Some("new") => {
+                self.saw_depth(depth());
+                Ok(Inserted::New)
+            }
+            Some("existing") => {
+                reply.remove(0);
+                Ok(Inserted::Existing(Box::new(assemble(reply)?)))
+            }
+            _ => {
+                self.saw_depth(depth());
+                Err(StoreError::Full {
+                    retry_after_secs: RETRY_AFTER_SECS,
+                })
+            }
+        }
+    }
+
     async fn pop(&self) -> Result<Option<Lease>, StoreError> {
+        let mut batch = self.pop_batch(1).await?;
+        Ok(batch.pop().map(|leased| leased.lease))
+    }
+
+    /// Up to `most` leases (at least one, or none once closed).
+    async fn pop_batch(&self, most: usize) -> Result<Vec<Leased>, StoreError> {
+        let most = most.clamp(1, MAX_BATCH);
         let mut next_reclaim = self.pop.lock().await;
         loop {
             let closed = self.close.notified();
             tokio::pin!(closed);
             closed.as_mut().enable();
             if self.closed.load(Ordering::SeqCst) {
-                return Ok(None);
+                return Ok(Vec::new());
             }
             if Instant::now() >= *next_reclaim {
                 if let Some(lease) = self.reclaim().await? {
-                    return Ok(Some(lease));
+                    return Ok(vec![Leased {
+                        lease,
+                        record: Record::Unread,
+                    }]);
                 }
                 *next_reclaim = Instant::now() + self.shared.config.reclaim_period();
             }
-            if let Some(lease) = self.take().await? {
-                return Ok(Some(lease));
+            // The last take left nothing waiting: a push since then left a wake-up token, so
+            // the bell answers at once if there is something to take.
+            if !self.drained.swap(false, Ordering::SeqCst) {
+                let taken = self.take(most).await?;
+                if !taken.is_empty() {
+                    return Ok(taken);
+                }
             }
             tokio::select! {
                 woke = self.wait_bell() => woke?,
@@ -339,36 +492,57 @@ impl Inner {
         }
     }
 
-    /// The next waiting entry, round-robin across tenants.
-    async fn take(&self) -> Result<Option<Lease>, StoreError> {
+    /// Up to `most` waiting entries, round-robin across tenants, with their job records.
+    async fn take(&self, most: usize) -> Result<Vec<Leased>, StoreError> {
         let keys = &self.shared.keys;
         for _ in 0..MAX_SKIPS {
             let mut call = self.shared.scripts.pop.prepare_invoke();
             call.key(keys.waiting())
                 .key(keys.depth())
                 .key(keys.rotation())
+                .key(keys.bell())
                 .arg(keys.stream_prefix())
                 .arg(GROUP)
-                .arg(&self.consumer);
+                .arg(&self.consumer)
+                .arg(most)
+                .arg(keys.job_prefix());
             let mut conn = self.shared.conn.clone();
-            let next: Option<(String, String, String, String)> =
+            let (depth, entries): (u64, Vec<PoppedEntry>) =
                 bounded(self.timeout(), call.invoke_async(&mut conn)).await?;
-            let Some((tenant, receipt, job, depth)) = next else {
-                return Ok(None);
-            };
-            self.saw_depth(depth.parse().unwrap_or(0));
-            match job.parse::<JobId>() {
-                Ok(id) => {
-                    self.leases().insert(receipt.clone(), tenant.clone());
-                    return Ok(Some(Lease::new(id, tenant, receipt)));
-                }
-                Err(_) => {
+            self.saw_depth(depth);
+            if entries.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.drained.store(depth == 0, Ordering::SeqCst);
+            let mut taken = Vec::with_capacity(entries.len());
+            for (tenant, receipt, job, record) in entries {
+                let Ok(id) = job.parse::<JobId>() else {
                     warn!(entry = %receipt, tenant = %tenant, "redis queue: entry without a job id, dropped");
                     self.ack_entry(&tenant, &receipt).await?;
-                }
+                    continue;
+                };
+                let record = if record.is_empty() {
+                    Record::Missing
+                } else {
+                    match assemble(record) {
+                        Ok(job) => Record::Found(Box::new(job)),
+                        Err(e) => {
+                            debug!(job_id = %id, error = %e, "redis queue: job record unreadable at pop");
+                            Record::Unread
+                        }
+                    }
+                };
+                self.leases().insert((tenant.clone(), receipt.clone()));
+                taken.push(Leased {
+                    lease: Lease::new(id, tenant, receipt),
+                    record,
+                });
+            }
+            if !taken.is_empty() {
+                return Ok(taken);
             }
         }
-        Ok(None)
+        Ok(Vec::new())
     }
 
     /// Waits up to the block time for a push's wake-up token.
@@ -412,7 +586,7 @@ impl Inner {
                 continue;
             };
             debug!(job_id = %id, deliveries, "redis queue: reclaimed");
-            self.leases().insert(receipt.clone(), tenant.clone());
+            self.leases().insert((tenant.clone(), receipt.clone()));
             let mut lease = Lease::new(id, tenant, receipt);
             lease.deliveries = deliveries;
             return Ok(Some(lease));
@@ -456,17 +630,34 @@ impl Inner {
             .arg(receipt);
         let mut conn = self.shared.conn.clone();
         let _acked: i64 = bounded(self.timeout(), call.invoke_async(&mut conn)).await?;
-        self.leases().remove(receipt);
+        self.leases()
+            .remove(&(tenant.to_owned(), receipt.to_owned()));
+        Ok(())
+    }
+
+    async fn finish(&self, lease: &Lease, updates: &[JobUpdate]) -> Result<(), StoreError> {
+        let keys = &self.shared.keys;
+        let mut call = self.shared.scripts.finish.prepare_invoke();
+        call.key(keys.stream(&lease.tenant))
+            .key(keys.job(lease.id))
+            .key(keys.finished())
+            .arg(GROUP)
+            .arg(&lease.receipt);
+        if !updates.is_empty() {
+            for arg in self.store.update_args(lease.id, updates)? {
+                call.arg(arg);
+            }
+        }
+        let mut conn = self.shared.conn.clone();
+        let _acked: i64 = bounded(self.timeout(), call.invoke_async(&mut conn)).await?;
+        self.leases()
+            .remove(&(lease.tenant.clone(), lease.receipt.clone()));
         Ok(())
     }
 
     async fn heartbeat(&self) {
-        let leases: Vec<(String, String)> = self
-            .leases()
-            .iter()
-            .map(|(receipt, tenant)| (receipt.clone(), tenant.clone()))
-            .collect();
-        for (receipt, tenant) in leases {
+        let leases: Vec<(String, String)> = self.leases().iter().cloned().collect();
+        for (tenant, receipt) in leases {
             let mut call = self.shared.scripts.heartbeat.prepare_invoke();
             call.key(self.shared.keys.stream(&tenant))
                 .arg(GROUP)
@@ -477,7 +668,7 @@ impl Inner {
                 Ok(1) => {}
                 Ok(_) => {
                     // Taken over (this worker looked dead) or acknowledged meanwhile.
-                    if self.leases().remove(&receipt).is_some() {
+                    if self.leases().remove(&(tenant.clone(), receipt.clone())) {
                         warn!(entry = %receipt, tenant = %tenant, "redis queue: lease lost to another worker");
                     }
                 }

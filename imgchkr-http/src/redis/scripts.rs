@@ -94,54 +94,119 @@ end
 return {}
 "#;
 
-/// KEYS: job, finished. ARGV: id, kind, job prefix, index prefix, max_age µs, max_age ms,
-/// max_jobs, budget, then by kind:
+/// KEYS: job, seq, finished, then the queue's: stream, waiting, depth, rotation, tenants,
+/// bell. ARGV: as INSERT's first nine (id … budget), then the queue's: tenant, capacity,
+/// per_tenant, group, bell cap, then the job's field/value pairs (from `ARGV[15]`).
+/// A submission in one step: the job is recorded and queued (as INSERT then PUSH), or
+/// nothing is done. Returns `{'new', depth}`, `{'full', depth}` (the queue or the tenant's
+/// share is full) or `{'existing', HGETALL...}` (a job with this id exists: nothing queued),
+/// `depth` being the entries waiting (all tenants) after the call.
+const SUBMIT: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local existing = redis.call('HGETALL', KEYS[1])
+  table.insert(existing, 1, 'existing')
+  return existing
+end
+local qt = ARGV[10]
+local depth = tonumber(redis.call('GET', KEYS[6]) or '0')
+if depth >= tonumber(ARGV[11]) then return {'full', tostring(depth)} end
+local mine = tonumber(redis.call('HGET', KEYS[5], qt) or '0')
+if mine >= tonumber(ARGV[12]) then return {'full', tostring(depth)} end
+local id, jp, ip = ARGV[1], ARGV[4], ARGV[5]
+local tenant = false
+if ARGV[2] == '1' then tenant = ARGV[3] end
+retain(jp, ip, KEYS[3], tonumber(ARGV[6]), tonumber(ARGV[8]), tonumber(ARGV[9]))
+local seq = redis.call('INCR', KEYS[2])
+local fields = {}
+for i = 15, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], 'seq', seq, unpack(fields))
+local state = redis.call('HGET', KEYS[1], 'state')
+index(ip, id, tenant, state, seq)
+if is_final(state) then
+  redis.call('ZADD', KEYS[3], now_us(), fin_member(id, tenant))
+  redis.call('PEXPIRE', KEYS[1], ARGV[7])
+end
+if redis.call('EXISTS', KEYS[4]) == 0 then
+  redis.pcall('XGROUP', 'CREATE', KEYS[4], ARGV[13], '0', 'MKSTREAM')
+end
+redis.call('XADD', KEYS[4], '*', 'job', id)
+depth = redis.call('INCR', KEYS[6])
+redis.call('HINCRBY', KEYS[5], qt, 1)
+if mine == 0 then redis.call('RPUSH', KEYS[7], qt) end
+redis.call('SADD', KEYS[8], qt)
+redis.call('LPUSH', KEYS[9], '1')
+redis.call('LTRIM', KEYS[9], 0, tonumber(ARGV[14]) - 1)
+return {'new', tostring(depth)}
+"#;
+
+/// Applies a batch of job updates (a store helper). `apply_updates(job, finished, first)`
+/// reads from `ARGV[first]`: id, job prefix, index prefix, max_age µs, max_age ms, max_jobs,
+/// budget, then one or more updates, each a kind and its arguments:
 /// - `started`: at;
 /// - `verdict` / `park` (a verdict only if none is in yet): state, at, errors JSON or '';
 /// - `delivery`: event, record JSON.
 ///
-/// Returns 0 if the job is unknown or expired (nothing done), 1 if applied, 2 if a park found
-/// the job already finished.
-const UPDATE: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local id, kind, jp, ip = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local state = redis.call('HGET', KEYS[1], 'state')
-local tenant = redis.call('HGET', KEYS[1], 'tenant')
-local seq = redis.call('HGET', KEYS[1], 'seq')
-if kind == 'started' then
-  if not is_final(state) and state ~= 'started' then
-    move(ip, id, tenant, state, 'started', seq)
-    redis.call('HSET', KEYS[1], 'state', 'started')
+/// The updates are applied in order. Returns 0 if the job is unknown or expired (nothing
+/// done), 1 if applied, 2 if a park found the job already finished (the rest still applied).
+const UPDATE_HELPERS: &str = r#"
+local NARGS = {started = 1, verdict = 3, park = 3, delivery = 2}
+local function apply_one(job, fin, id, jp, ip, ret, kind, a)
+  local state = redis.call('HGET', job, 'state')
+  local tenant = redis.call('HGET', job, 'tenant')
+  local seq = redis.call('HGET', job, 'seq')
+  if kind == 'started' then
+    if not is_final(state) and state ~= 'started' then
+      move(ip, id, tenant, state, 'started', seq)
+      redis.call('HSET', job, 'state', 'started')
+    end
+    redis.call('HSETNX', job, 'startedAt', ARGV[a])
+  elseif kind == 'verdict' or kind == 'park' then
+    local was_final = is_final(state)
+    if kind == 'park' and was_final then return 2 end
+    local new = ARGV[a]
+    redis.call('HSET', job, 'state', new, 'finishedAt', ARGV[a + 1])
+    if ARGV[a + 2] ~= '' then
+      redis.call('HSET', job, 'errors', ARGV[a + 2])
+    else
+      redis.call('HDEL', job, 'errors')
+    end
+    if new ~= state then move(ip, id, tenant, state, new, seq) end
+    if not was_final then
+      redis.call('ZADD', fin, now_us(), fin_member(id, tenant))
+      redis.call('PEXPIRE', job, ret[2])
+      retain(jp, ip, fin, tonumber(ret[1]), tonumber(ret[3]), tonumber(ret[4]))
+    end
+  elseif kind == 'delivery' then
+    local field = 'n:' .. ARGV[a]
+    if redis.call('HEXISTS', job, field) == 0 then
+      local order = redis.call('HGET', job, 'order')
+      if order and order ~= '' then order = order .. ',' .. ARGV[a] else order = ARGV[a] end
+      redis.call('HSET', job, 'order', order)
+    end
+    redis.call('HSET', job, field, ARGV[a + 1])
   end
-  redis.call('HSETNX', KEYS[1], 'startedAt', ARGV[9])
-elseif kind == 'verdict' or kind == 'park' then
-  local was_final = is_final(state)
-  if kind == 'park' and was_final then return 2 end
-  local new = ARGV[9]
-  redis.call('HSET', KEYS[1], 'state', new, 'finishedAt', ARGV[10])
-  if ARGV[11] ~= '' then
-    redis.call('HSET', KEYS[1], 'errors', ARGV[11])
-  else
-    redis.call('HDEL', KEYS[1], 'errors')
-  end
-  if new ~= state then move(ip, id, tenant, state, new, seq) end
-  if not was_final then
-    redis.call('ZADD', KEYS[2], now_us(), fin_member(id, tenant))
-    redis.call('PEXPIRE', KEYS[1], ARGV[6])
-    retain(jp, ip, KEYS[2], tonumber(ARGV[5]), tonumber(ARGV[7]), tonumber(ARGV[8]))
-  end
-elseif kind == 'delivery' then
-  local field = 'n:' .. ARGV[9]
-  if redis.call('HEXISTS', KEYS[1], field) == 0 then
-    local order = redis.call('HGET', KEYS[1], 'order')
-    if order and order ~= '' then order = order .. ',' .. ARGV[9] else order = ARGV[9] end
-    redis.call('HSET', KEYS[1], 'order', order)
-  end
-  redis.call('HSET', KEYS[1], field, ARGV[10])
-else
-  return redis.error_reply('unknown update ' .. kind)
+  return 1
 end
-return 1
+local function apply_updates(job, fin, first)
+  if redis.call('EXISTS', job) == 0 then return 0 end
+  local id, jp, ip = ARGV[first], ARGV[first + 1], ARGV[first + 2]
+  local ret = {ARGV[first + 3], ARGV[first + 4], ARGV[first + 5], ARGV[first + 6]}
+  local i, code = first + 7, 1
+  while i <= #ARGV do
+    local n = NARGS[ARGV[i]]
+    if not n then return redis.error_reply('unknown update ' .. ARGV[i]) end
+    if apply_one(job, fin, id, jp, ip, ret, ARGV[i], i + 1) == 2 then code = 2 end
+    i = i + 1 + n
+  end
+  return code
+end
+"#;
+
+/// KEYS: job, finished. ARGV: as `apply_updates` reads them from `ARGV[1]` (one or more
+/// updates, applied in order, atomically). Returns 0 (unknown job), 1 (applied) or 2 (a
+/// park found the job already finished).
+const UPDATE: &str = r#"
+return apply_updates(KEYS[1], KEYS[2], 1)
 "#;
 
 /// KEYS: job, finished. ARGV: id, index prefix. Forgets the job (a submission that could not
@@ -203,16 +268,23 @@ redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[6]) - 1)
 return entry
 "#;
 
-/// KEYS: waiting, depth, rotation. ARGV: stream prefix, group, consumer.
-/// Takes the next entry round-robin across tenants (XREADGROUP, so it becomes pending for
-/// `consumer`). Returns `{tenant, entry id, job id, depth left}`, or nil when nothing waits. A tenant in
-/// the rotation whose stream has nothing new (counters out of step, e.g. after a restore)
-/// is dropped and its counters are corrected.
+/// KEYS: waiting, depth, rotation, bell. ARGV: stream prefix, group, consumer, most
+/// entries, job prefix.
+/// Takes up to `most` entries, one at a time round-robin across tenants (XREADGROUP, so each
+/// becomes pending for `consumer`), each with its job record. Returns
+/// `{depth left, {{tenant, entry id, job id, job HGETALL}, ...}}` (no entries when nothing
+/// waits). A tenant in the rotation whose stream has nothing new (counters out of step, e.g.
+/// after a restore) is dropped and its counters are corrected. When nothing is left waiting
+/// the wake-up tokens are dropped (they would only wake idle workers for nothing).
 const POP: &str = r#"
-local n = redis.call('LLEN', KEYS[3])
-for _ = 1, n do
+local most = tonumber(ARGV[4])
+local out = {}
+local tries = redis.call('LLEN', KEYS[3]) + most
+local depth = nil
+while #out < most and tries > 0 do
+  tries = tries - 1
   local tenant = redis.call('LPOP', KEYS[3])
-  if not tenant then return nil end
+  if not tenant then break end
   local res = redis.pcall('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', 1,
     'STREAMS', ARGV[1] .. tenant, '>')
   local entry = nil
@@ -224,7 +296,7 @@ for _ = 1, n do
     else
       redis.call('HDEL', KEYS[1], tenant)
     end
-    local depth = redis.call('DECR', KEYS[2])
+    depth = redis.call('DECR', KEYS[2])
     if depth < 0 then
       redis.call('SET', KEYS[2], 0)
       depth = 0
@@ -233,13 +305,22 @@ for _ = 1, n do
     for i = 1, #entry[2], 2 do
       if entry[2][i] == 'job' then job = entry[2][i + 1] end
     end
-    return {tenant, entry[1], job, tostring(depth)}
+    local record = {}
+    if job ~= '' then record = redis.call('HGETALL', ARGV[5] .. job) end
+    out[#out + 1] = {tenant, entry[1], job, record}
+  else
+    local stale = tonumber(redis.call('HGET', KEYS[1], tenant) or '0')
+    redis.call('HDEL', KEYS[1], tenant)
+    depth = redis.call('DECRBY', KEYS[2], stale)
+    if depth < 0 then
+      redis.call('SET', KEYS[2], 0)
+      depth = 0
+    end
   end
-  local stale = tonumber(redis.call('HGET', KEYS[1], tenant) or '0')
-  redis.call('HDEL', KEYS[1], tenant)
-  if redis.call('DECRBY', KEYS[2], stale) < 0 then redis.call('SET', KEYS[2], 0) end
 end
-return nil
+if depth == nil then depth = tonumber(redis.call('GET', KEYS[2]) or '0') end
+if depth == 0 then redis.call('DEL', KEYS[4]) end
+return {tostring(depth), out}
 "#;
 
 /// KEYS: tenants, stats. ARGV: stream prefix, group, consumer, min idle ms, max scan steps.
@@ -323,9 +404,25 @@ redis.pcall('XDEL', KEYS[1], ARGV[2])
 return acked
 "#;
 
+/// KEYS: stream, job, finished. ARGV: group, entry id, then (optionally) the job's last
+/// updates as `apply_updates` reads them from `ARGV[3]`. Applies the updates (if the job
+/// still exists), then XACK and XDEL, all at once: the job's last records and its
+/// acknowledgement land together. Returns how many entries were acknowledged.
+const FINISH: &str = r#"
+if #ARGV > 2 then
+  local applied = apply_updates(KEYS[2], KEYS[3], 3)
+  if type(applied) == 'table' and applied.err then return applied end
+end
+local acked = redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
+if type(acked) ~= 'number' then acked = 0 end
+redis.pcall('XDEL', KEYS[1], ARGV[2])
+return acked
+"#;
+
 /// The compiled scripts (their SHA1s; loaded on first use and after a Redis restart).
 pub(crate) struct Scripts {
     pub(crate) insert: Script,
+    pub(crate) submit: Script,
     pub(crate) update: Script,
     pub(crate) remove: Script,
     pub(crate) list: Script,
@@ -334,6 +431,7 @@ pub(crate) struct Scripts {
     pub(crate) reclaim: Script,
     pub(crate) heartbeat: Script,
     pub(crate) ack: Script,
+    pub(crate) finish: Script,
     pub(crate) stats: Script,
 }
 
@@ -341,7 +439,8 @@ impl Scripts {
     pub(crate) fn new() -> Scripts {
         Scripts {
             insert: Script::new(&format!("{STORE_HELPERS}\n{INSERT}")),
-            update: Script::new(&format!("{STORE_HELPERS}\n{UPDATE}")),
+            submit: Script::new(&format!("{STORE_HELPERS}\n{SUBMIT}")),
+            update: Script::new(&format!("{STORE_HELPERS}\n{UPDATE_HELPERS}\n{UPDATE}")),
             remove: Script::new(&format!("{STORE_HELPERS}\n{REMOVE}")),
             list: Script::new(LIST),
             push: Script::new(PUSH),
@@ -349,6 +448,7 @@ impl Scripts {
             reclaim: Script::new(RECLAIM),
             heartbeat: Script::new(HEARTBEAT),
             ack: Script::new(ACK),
+            finish: Script::new(&format!("{STORE_HELPERS}\n{UPDATE_HELPERS}\n{FINISH}")),
             stats: Script::new(STATS),
         }
     }

@@ -52,7 +52,7 @@ fn json<T: serde::Serialize>(what: &str, value: &T) -> Result<String, StoreError
 }
 
 /// A job from its hash fields (an HGETALL reply, flattened).
-fn assemble(flat: Vec<String>) -> Result<Job, StoreError> {
+pub(crate) fn assemble(flat: Vec<String>) -> Result<Job, StoreError> {
     let mut fields = HashMap::with_capacity(flat.len() / 2);
     let mut flat = flat.into_iter();
     while let (Some(k), Some(v)) = (flat.next(), flat.next()) {
@@ -86,7 +86,7 @@ fn assemble(flat: Vec<String>) -> Result<Job, StoreError> {
 }
 
 /// The hash fields of a new job.
-fn fields(job: &Job) -> Result<Vec<(String, String)>, StoreError> {
+pub(crate) fn fields(job: &Job) -> Result<Vec<(String, String)>, StoreError> {
     let mut fields = vec![
         ("base".to_owned(), json("job", job)?),
         ("state".to_owned(), job.state.name().to_owned()),
@@ -151,19 +151,14 @@ impl RedisStore {
 
     async fn insert_job(&self, job: Job) -> Result<Inserted, StoreError> {
         let keys = &self.shared.keys;
-        let fields = fields(&job)?;
         let mut call = self.shared.scripts.insert.prepare_invoke();
         call.key(keys.job(job.id))
             .key(keys.seq())
-            .key(keys.finished())
-            .arg(job.id.to_string())
-            .arg(if job.tenant.is_some() { "1" } else { "0" })
-            .arg(job.tenant.as_deref().unwrap_or_default())
-            .arg(keys.job_prefix())
-            .arg(keys.index_prefix());
-        let [age_us, age_ms, max_jobs, budget] = self.retention_args();
-        call.arg(age_us).arg(age_ms).arg(max_jobs).arg(budget);
-        for (field, value) in &fields {
+            .key(keys.finished());
+        for arg in self.insert_args(&job) {
+            call.arg(arg);
+        }
+        for (field, value) in &fields(&job)? {
             call.arg(field).arg(value);
         }
         let mut conn = self.shared.conn.clone();
@@ -174,6 +169,20 @@ impl RedisStore {
         } else {
             Ok(Inserted::Existing(Box::new(assemble(existing)?)))
         }
+    }
+
+    /// The insert scripts' first nine arguments (id … eviction budget).
+    pub(crate) fn insert_args(&self, job: &Job) -> Vec<String> {
+        let keys = &self.shared.keys;
+        let mut args = vec![
+            job.id.to_string(),
+            if job.tenant.is_some() { "1" } else { "0" }.to_owned(),
+            job.tenant.clone().unwrap_or_default(),
+            keys.job_prefix(),
+            keys.index_prefix(),
+        ];
+        args.extend(self.retention_args());
+        args
     }
 
     async fn get_job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -192,57 +201,19 @@ impl RedisStore {
 
     /// Applies `update` (a give-up is a failed verdict only if the job has none yet).
     pub(crate) async fn apply(&self, id: JobId, update: &JobUpdate) -> Result<Applied, StoreError> {
+        self.apply_all(id, std::slice::from_ref(update)).await
+    }
+
+    /// Applies `updates` in order, in one atomic script (one round trip).
+    pub(crate) async fn apply_all(
+        &self,
+        id: JobId,
+        updates: &[JobUpdate],
+    ) -> Result<Applied, StoreError> {
         let keys = &self.shared.keys;
         let mut call = self.shared.scripts.update.prepare_invoke();
-        call.key(keys.job(id))
-            .key(keys.finished())
-            .arg(id.to_string());
-        let kind_args: Vec<String> = match update {
-            JobUpdate::Started { at } => vec!["started".into(), timestamp(*at)?],
-            JobUpdate::Verdict { errors, at } => {
-                let state = if errors.is_some() {
-                    JobState::Failed
-                } else {
-                    JobState::Success
-                };
-                let errors = match errors {
-                    Some(errors) => json("errors", errors)?,
-                    None => String::new(),
-                };
-                vec![
-                    "verdict".into(),
-                    state.name().into(),
-                    timestamp(*at)?,
-                    errors,
-                ]
-            }
-            JobUpdate::GaveUp { errors, at } => vec![
-                "park".into(),
-                JobState::Failed.name().into(),
-                timestamp(*at)?,
-                json("errors", errors)?,
-            ],
-            JobUpdate::Delivery(record) => vec![
-                "delivery".into(),
-                record.event.name().into(),
-                json("delivery", record)?,
-            ],
-            // JobUpdate is non_exhaustive: a kind this adapter does not know yet.
-            #[allow(unreachable_patterns)]
-            other => {
-                return Err(encoding("update", format!("{other:?}")));
-            }
-        };
-        let Some((kind, rest)) = kind_args.split_first() else {
-            return Err(encoding("update", "empty"));
-        };
-        call.arg(kind)
-            .arg(keys.job_prefix())
-            .arg(keys.index_prefix());
-        for arg in self.retention_args() {
-            call.arg(arg);
-        }
-        for arg in rest {
+        call.key(keys.job(id)).key(keys.finished());
+        for arg in self.update_args(id, updates)? {
             call.arg(arg);
         }
         let mut conn = self.shared.conn.clone();
@@ -253,6 +224,59 @@ impl RedisStore {
             2 => Applied::AlreadyFinal,
             _ => Applied::Done,
         })
+    }
+
+    /// The arguments the scripts' `apply_updates` reads: id, prefixes, retention, then each
+    /// update's kind and arguments.
+    pub(crate) fn update_args(
+        &self,
+        id: JobId,
+        updates: &[JobUpdate],
+    ) -> Result<Vec<String>, StoreError> {
+        let keys = &self.shared.keys;
+        let mut args = vec![id.to_string(), keys.job_prefix(), keys.index_prefix()];
+        args.extend(self.retention_args());
+        for update in updates {
+            match update {
+                JobUpdate::Started { at } => {
+                    args.extend(["started".into(), timestamp(*at)?]);
+                }
+                JobUpdate::Verdict { errors, at } => {
+                    let state = if errors.is_some() {
+                        JobState::Failed
+                    } else {
+                        JobState::Success
+                    };
+                    let errors = match errors {
+                        Some(errors) => json("errors", errors)?,
+                        None => String::new(),
+                    };
+                    args.extend([
+                        "verdict".into(),
+                        state.name().into(),
+                        timestamp(*at)?,
+                        errors,
+                    ]);
+                }
+                JobUpdate::GaveUp { errors, at } => args.extend([
+                    "park".into(),
+                    JobState::Failed.name().into(),
+                    timestamp(*at)?,
+                    json("errors", errors)?,
+                ]),
+                JobUpdate::Delivery(record) => args.extend([
+                    "delivery".into(),
+                    record.event.name().into(),
+                    json("delivery", record)?,
+                ]),
+                // JobUpdate is non_exhaustive: a kind this adapter does not know yet.
+                #[allow(unreachable_patterns)]
+                other => {
+                    return Err(encoding("update", format!("{other:?}")));
+                }
+            }
+        }
+        Ok(args)
     }
 
     /// Forgets a job (a submission that could not be queued), returning it if it existed.
