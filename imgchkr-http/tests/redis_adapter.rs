@@ -800,3 +800,42 @@ async fn submit_records_and_queues_in_one_step() {
     queue.close();
     assert_eq!(queue.submit(job(None)).await, Err(StoreError::Closed));
 }
+
+#[tokio::test]
+async fn a_job_its_own_verdict_evicts_takes_no_further_updates_in_the_batch() {
+    let server = RedisServer::start();
+    let mut config = config(&server, "evicted");
+    config.retention = Retention {
+        max_age: Duration::from_secs(3600),
+        max_jobs: 1,
+    };
+    let (store, _queue) = connect(config).await.unwrap();
+    // Queued jobs are never evicted: with one waiting, the next verdict evicts its own job.
+    let waiting = job(None);
+    store.insert(waiting.clone()).await.unwrap();
+    let submitted = job(None);
+    store.insert(submitted.clone()).await.unwrap();
+    let session = JobSession::new(store.clone(), submitted.id);
+    let id = submitted.id;
+    let start_url = submitted.notification_urls.on_start.clone();
+    let mut start_done = DeliveryRecord::pending(Event::OnStart, start_url.clone());
+    start_done.status = DeliveryStatus::Delivered;
+    let updates = [
+        JobUpdate::Started {
+            at: OffsetDateTime::now_utc(),
+        },
+        JobUpdate::Delivery(DeliveryRecord::pending(Event::OnStart, start_url)),
+        JobUpdate::Delivery(start_done),
+        // Held (no webhook in flight), then sent with the final pending record.
+        verdict(None),
+        JobUpdate::Delivery(DeliveryRecord::pending(
+            Event::OnSuccess,
+            submitted.notification_urls.on_success.clone(),
+        )),
+    ];
+    for update in updates {
+        session.update(id, update).await.unwrap();
+    }
+    assert_eq!(store.get(id).await, Ok(None), "evicted, and not recreated");
+    assert_eq!(ids(&store, ListQuery::new(10)).await, [waiting.id]);
+}

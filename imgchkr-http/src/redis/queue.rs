@@ -268,7 +268,7 @@ impl RedisQueue {
     /// [`JobSession`](super::JobSession) held them back), in one atomic script: either both
     /// happen or neither.
     pub async fn finish(&self, lease: &Lease, updates: &[JobUpdate]) -> Result<(), StoreError> {
-        self.inner.finish(lease, updates).await
+        self.inner.finish_with(lease, updates, false).await
     }
 
     /// Stops heartbeating `lease` without acknowledging it (its job could not be recorded):
@@ -608,18 +608,9 @@ impl Inner {
             }
             None => None,
         };
-        self.ack_entry(&lease.tenant, &lease.receipt).await?;
-        let mut conn = self.shared.conn.clone();
-        let _parked: i64 = bounded(
-            self.timeout(),
-            ::redis::cmd("HINCRBY")
-                .arg(self.shared.keys.stats())
-                .arg("parked")
-                .arg(1)
-                .query_async(&mut conn),
-        )
-        .await?;
         warn!(job_id = %lease.id, attempts, deliveries = lease.deliveries, "redis queue: job parked after too many deliveries");
+        // Acknowledged and counted at once.
+        self.finish_with(lease, &[], true).await?;
         Ok(state)
     }
 
@@ -635,14 +626,21 @@ impl Inner {
         Ok(())
     }
 
-    async fn finish(&self, lease: &Lease, updates: &[JobUpdate]) -> Result<(), StoreError> {
+    async fn finish_with(
+        &self,
+        lease: &Lease,
+        updates: &[JobUpdate],
+        parked: bool,
+    ) -> Result<(), StoreError> {
         let keys = &self.shared.keys;
         let mut call = self.shared.scripts.finish.prepare_invoke();
         call.key(keys.stream(&lease.tenant))
             .key(keys.job(lease.id))
             .key(keys.finished())
+            .key(keys.stats())
             .arg(GROUP)
-            .arg(&lease.receipt);
+            .arg(&lease.receipt)
+            .arg(if parked { "1" } else { "0" });
         if !updates.is_empty() {
             for arg in self.store.update_args(lease.id, updates)? {
                 call.arg(arg);

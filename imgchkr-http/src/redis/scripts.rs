@@ -55,8 +55,10 @@ local function evict(jp, ip, member)
 end
 -- Retention, as the embedded store: finished jobs older than max_age go, then the oldest
 -- finished jobs while more than max_jobs are held. At most `budget` evictions per call.
-local function retain(jp, ip, fin, max_age_us, max_jobs, budget)
-  local old = redis.call('ZRANGEBYSCORE', fin, '-inf', now_us() - max_age_us, 'LIMIT', 0, budget)
+-- `now`: the time in µs if the caller has it (else read).
+local function retain(jp, ip, fin, max_age_us, max_jobs, budget, now)
+  local old = redis.call('ZRANGEBYSCORE', fin, '-inf', (now or now_us()) - max_age_us,
+    'LIMIT', 0, budget)
   for _, m in ipairs(old) do
     evict(jp, ip, m)
     redis.call('ZREM', fin, m)
@@ -148,55 +150,70 @@ return {'new', tostring(depth)}
 ///
 /// The updates are applied in order. Returns 0 if the job is unknown or expired (nothing
 /// done), 1 if applied, 2 if a park found the job already finished (the rest still applied).
+/// A job its own verdict evicts (retention) takes no further updates.
 const UPDATE_HELPERS: &str = r#"
-local NARGS = {started = 1, verdict = 3, park = 3, delivery = 2}
-local function apply_one(job, fin, id, jp, ip, ret, kind, a)
-  local state = redis.call('HGET', job, 'state')
-  local tenant = redis.call('HGET', job, 'tenant')
-  local seq = redis.call('HGET', job, 'seq')
-  if kind == 'started' then
-    if not is_final(state) and state ~= 'started' then
-      move(ip, id, tenant, state, 'started', seq)
-      redis.call('HSET', job, 'state', 'started')
-    end
-    redis.call('HSETNX', job, 'startedAt', ARGV[a])
-  elseif kind == 'verdict' or kind == 'park' then
-    local was_final = is_final(state)
-    if kind == 'park' and was_final then return 2 end
-    local new = ARGV[a]
-    redis.call('HSET', job, 'state', new, 'finishedAt', ARGV[a + 1])
-    if ARGV[a + 2] ~= '' then
-      redis.call('HSET', job, 'errors', ARGV[a + 2])
-    else
-      redis.call('HDEL', job, 'errors')
-    end
-    if new ~= state then move(ip, id, tenant, state, new, seq) end
-    if not was_final then
-      redis.call('ZADD', fin, now_us(), fin_member(id, tenant))
-      redis.call('PEXPIRE', job, ret[2])
-      retain(jp, ip, fin, tonumber(ret[1]), tonumber(ret[3]), tonumber(ret[4]))
-    end
-  elseif kind == 'delivery' then
-    local field = 'n:' .. ARGV[a]
-    if redis.call('HEXISTS', job, field) == 0 then
-      local order = redis.call('HGET', job, 'order')
-      if order and order ~= '' then order = order .. ',' .. ARGV[a] else order = ARGV[a] end
-      redis.call('HSET', job, 'order', order)
-    end
-    redis.call('HSET', job, field, ARGV[a + 1])
-  end
-  return 1
-end
 local function apply_updates(job, fin, first)
-  if redis.call('EXISTS', job) == 0 then return 0 end
+  local cur = redis.call('HMGET', job, 'state', 'tenant', 'seq', 'order', 'startedAt', 'errors')
+  local state, tenant, seq, order, started, errors = cur[1], cur[2], cur[3], cur[4], cur[5], cur[6]
+  -- Every job hash has a state: none, the job is unknown or expired.
+  if not state then return 0 end
   local id, jp, ip = ARGV[first], ARGV[first + 1], ARGV[first + 2]
-  local ret = {ARGV[first + 3], ARGV[first + 4], ARGV[first + 5], ARGV[first + 6]}
   local i, code = first + 7, 1
   while i <= #ARGV do
-    local n = NARGS[ARGV[i]]
-    if not n then return redis.error_reply('unknown update ' .. ARGV[i]) end
-    if apply_one(job, fin, id, jp, ip, ret, ARGV[i], i + 1) == 2 then code = 2 end
-    i = i + 1 + n
+    local kind, a = ARGV[i], i + 1
+    if kind == 'started' then
+      local set = {}
+      if not is_final(state) and state ~= 'started' then
+        move(ip, id, tenant, state, 'started', seq)
+        state = 'started'
+        set = {'state', 'started'}
+      end
+      if not started then
+        started = ARGV[a]
+        set[#set + 1] = 'startedAt'
+        set[#set + 1] = started
+      end
+      if #set > 0 then redis.call('HSET', job, unpack(set)) end
+      i = a + 1
+    elseif kind == 'verdict' or kind == 'park' then
+      local was_final = is_final(state)
+      if kind == 'park' and was_final then
+        code = 2
+      else
+        local new = ARGV[a]
+        if ARGV[a + 2] ~= '' then
+          redis.call('HSET', job, 'state', new, 'finishedAt', ARGV[a + 1], 'errors', ARGV[a + 2])
+          errors = ARGV[a + 2]
+        else
+          redis.call('HSET', job, 'state', new, 'finishedAt', ARGV[a + 1])
+          if errors then redis.call('HDEL', job, 'errors') end
+          errors = false
+        end
+        if new ~= state then move(ip, id, tenant, state, new, seq) end
+        state = new
+        if not was_final then
+          local now = now_us()
+          redis.call('ZADD', fin, now, fin_member(id, tenant))
+          redis.call('PEXPIRE', job, ARGV[first + 4])
+          retain(jp, ip, fin, tonumber(ARGV[first + 3]), tonumber(ARGV[first + 5]),
+            tonumber(ARGV[first + 6]), now)
+          -- Evicted by its own retention (a tiny max_jobs): nothing more to record.
+          if redis.call('EXISTS', job) == 0 then return code end
+        end
+      end
+      i = a + 3
+    elseif kind == 'delivery' then
+      local event = ARGV[a]
+      if string.find(',' .. (order or '') .. ',', ',' .. event .. ',', 1, true) then
+        redis.call('HSET', job, 'n:' .. event, ARGV[a + 1])
+      else
+        if order and order ~= '' then order = order .. ',' .. event else order = event end
+        redis.call('HSET', job, 'order', order, 'n:' .. event, ARGV[a + 1])
+      end
+      i = a + 2
+    else
+      return redis.error_reply('unknown update ' .. kind)
+    end
   end
   return code
 end
@@ -404,18 +421,20 @@ redis.pcall('XDEL', KEYS[1], ARGV[2])
 return acked
 "#;
 
-/// KEYS: stream, job, finished. ARGV: group, entry id, then (optionally) the job's last
-/// updates as `apply_updates` reads them from `ARGV[3]`. Applies the updates (if the job
-/// still exists), then XACK and XDEL, all at once: the job's last records and its
-/// acknowledgement land together. Returns how many entries were acknowledged.
+/// KEYS: stream, job, finished, stats. ARGV: group, entry id, parked ('0'|'1'), then
+/// (optionally) the job's last updates as `apply_updates` reads them from `ARGV[4]`.
+/// Applies the updates (if the job still exists), then XACK and XDEL (and counts a park in
+/// the stats), all at once: the job's last records and its acknowledgement land together.
+/// Returns how many entries were acknowledged.
 const FINISH: &str = r#"
-if #ARGV > 2 then
-  local applied = apply_updates(KEYS[2], KEYS[3], 3)
+if #ARGV > 3 then
+  local applied = apply_updates(KEYS[2], KEYS[3], 4)
   if type(applied) == 'table' and applied.err then return applied end
 end
 local acked = redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
 if type(acked) ~= 'number' then acked = 0 end
 redis.pcall('XDEL', KEYS[1], ARGV[2])
+if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[4], 'parked', 1) end
 return acked
 "#;
 
