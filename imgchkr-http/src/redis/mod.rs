@@ -36,10 +36,16 @@
 //!   [`EVICTION_BUDGET`] per write). Queued and started jobs are never evicted.
 //! - **Queue**: at-least-once, Celery "acks late". `push` checks the overall capacity and the
 //!   tenant's share and appends to the tenant's stream in one script (`StoreError::Full`
-//!   otherwise), so a job acknowledged to the client is in Redis. `pop` hands out one entry,
-//!   round-robin across tenants (FIFO within a tenant), as a pending entry of this worker's
-//!   consumer; it stays pending until `ack` (XACK + XDEL), which the worker calls only after
-//!   `run_job` has recorded the final notification. While this `RedisQueue` is alive it
+//!   otherwise), so a job acknowledged to the client is in Redis (the API's submission
+//!   records and queues a job in one script: [`RedisQueue::submit`]). `pop` hands out one
+//!   entry ([`RedisQueue::pop_batch`] up to the worker's free job slots in one round trip,
+//!   each with its job record), round-robin across tenants (FIFO within a tenant), as a
+//!   pending entry of this worker's consumer; it stays pending until `ack` (XACK + XDEL),
+//!   which the worker calls only after `run_job` has recorded the verdict and the final
+//!   notification: with [`RedisQueue::finish`], which records the job's last updates (held
+//!   back by its [`JobSession`], which folds the runner's six updates into three round
+//!   trips without delaying a webhook or a verdict) and acknowledges in one script. While
+//!   this `RedisQueue` is alive it
 //!   heartbeats its leases (XCLAIM JUSTID every [`RedisConfig::heartbeat_period`], only while
 //!   still the owner), so a long job is never taken from a live worker; a worker that dies
 //!   stops heartbeating, and after [`RedisConfig::reclaim_idle`] another worker's `pop`
