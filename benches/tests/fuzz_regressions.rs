@@ -93,3 +93,20 @@ fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// differential, a hierarchical file (DHP before the frame) whose DQT content jpeg-decoder
+/// rejects before it reaches the DHP: imgchkr skips the DQT by its length (R2) and reports
+/// the DHP's dimensions. The target assumed jpeg-decoder would say `Unsupported` for any DHP
+/// file; it now re-reads `SOI + DHP + SOFn` alone. Minimised: SOI, a DQT whose table id is
+/// 0xFF, DHP (P 8, 32 lines, 64 columns, one component), SOF1 (8 lines, 16 columns).
+#[test]
+fn hierarchical_after_a_segment_jpeg_decoder_rejects() {
+    let image = hex(
+        "FF D8  FF DB 00 04 FF 00
+         FF DE 00 0B 08 00 20 00 40 01 01 11 00
+         FF C1 00 0B 08 00 08 00 10 01 01 11 00",
+    );
+    let info = imgchkr_core::probe(&image).expect("a hierarchical frame");
+    assert_eq!((info.width, info.height), (64, 32));
+    assert!(info.jpeg.is_some_and(|frame| frame.hierarchical));
+}

@@ -10,7 +10,8 @@
 //!     component count other than 1, 3 or 4, a sampling-factor combination its upsampler lacks,
 //!     hierarchical mode (DHP/EXP, differential SOF5–7/13–15), DNL.
 //!   - R2 the frame header is fine to both (jpeg-decoder reads `SOI + that SOFn` alone with the
-//!     same dimensions), and jpeg-decoder failed earlier, on a segment imgchkr skips by design
+//!     same dimensions, or reports a hierarchical `SOI + DHP + SOFn` unsupported, R1), and
+//!     jpeg-decoder failed earlier, on a segment imgchkr skips by design
 //!     without reading its content: a DQT/DHT/DRI/APPn/COM whose content jpeg-decoder rejects,
 //!     or a marker jpeg-decoder refuses before a frame although T.81 lets the walk skip it
 //!     (TEM, RSTn, JPG, JPGn, RES, DNL, EXP as a length-prefixed segment).
@@ -27,11 +28,12 @@ use imgchkr_core::probe::HeaderError;
 use imgchkr_core::ProbeError;
 use libfuzzer_sys::fuzz_target;
 
-/// The first SOFn segment (with its marker) on imgchkr's walk, and whether a DHP came first.
-/// Only called when imgchkr accepted the header, so the walk is well-formed.
-fn frame_segment(data: &[u8]) -> Option<(&[u8], bool)> {
+/// The first SOFn segment (with its marker) on imgchkr's walk, and the DHP segment before it
+/// (hierarchical mode). Only called when imgchkr accepted the header, so the walk is
+/// well-formed.
+fn frame_segment(data: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
     let mut pos = 2;
-    let mut dhp = false;
+    let mut dhp = None;
     loop {
         if *data.get(pos)? != 0xFF {
             return None;
@@ -48,7 +50,7 @@ fn frame_segment(data: &[u8]) -> Option<(&[u8], bool)> {
                         return Some((data.get(pos..end)?, dhp));
                     }
                     0xDE => {
-                        dhp = true;
+                        dhp = Some(data.get(pos..end)?);
                         pos = end;
                     }
                     _ => pos = end,
@@ -95,12 +97,16 @@ fuzz_target!(|data: &[u8]| {
                 return;
             }
             let (sof, dhp) = frame_segment(data).expect("imgchkr accepted: a frame header exists");
-            assert!(!dhp, "a DHP frame: jpeg-decoder reports Unsupported, got {e:?}");
+            // The frame alone: SOI, the DHP in hierarchical mode, the SOFn.
             let mut alone = vec![0xFF, 0xD8];
+            alone.extend_from_slice(dhp.unwrap_or_default());
             alone.extend_from_slice(sof);
             match jd(&alone) {
                 // R2
-                Ok(dims) => assert_eq!(dims, (info.width, info.height), "frame read alone"),
+                Ok(dims) => {
+                    assert!(dhp.is_none(), "jpeg-decoder reads a hierarchical frame: {dims:?}");
+                    assert_eq!(dims, (info.width, info.height), "frame read alone");
+                }
                 // R1 once the earlier segments are gone.
                 Err(jpeg_decoder::Error::Unsupported(_)) => {}
                 // R3
