@@ -101,11 +101,9 @@ fn crc32(bytes: &[u8]) -> u32 {
 /// 0xFF, DHP (P 8, 32 lines, 64 columns, one component), SOF1 (8 lines, 16 columns).
 #[test]
 fn hierarchical_after_a_segment_jpeg_decoder_rejects() {
-    let image = hex(
-        "FF D8  FF DB 00 04 FF 00
+    let image = hex("FF D8  FF DB 00 04 FF 00
          FF DE 00 0B 08 00 20 00 40 01 01 11 00
-         FF C1 00 0B 08 00 08 00 10 01 01 11 00",
-    );
+         FF C1 00 0B 08 00 08 00 10 01 01 11 00");
     let info = imgchkr_core::probe(&image).expect("a hierarchical frame");
     assert_eq!((info.width, info.height), (64, 32));
     assert!(info.jpeg.is_some_and(|frame| frame.hierarchical));
