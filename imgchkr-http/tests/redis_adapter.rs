@@ -839,3 +839,41 @@ async fn a_job_its_own_verdict_evicts_takes_no_further_updates_in_the_batch() {
     assert_eq!(store.get(id).await, Ok(None), "evicted, and not recreated");
     assert_eq!(ids(&store, ListQuery::new(10)).await, [waiting.id]);
 }
+
+#[tokio::test]
+async fn a_drained_worker_wakes_at_once_for_the_next_push() {
+    let server = RedisServer::start();
+    let mut config = config(&server, "bell");
+    // A missed wake-up would show as a pop waiting out this block time.
+    config.block_time = Duration::from_secs(5);
+    config.reclaim_every = Duration::from_secs(60);
+    config.reclaim_idle = Duration::from_secs(120);
+    let (_store, worker) = connect(config.clone()).await.unwrap();
+    let (_store, api) = connect(config).await.unwrap();
+    for round in 1..=3 {
+        // Taking the last entry drops the wake-up tokens left; the next push leaves one.
+        for _ in 0..round {
+            api.push(JobId::random(), "t").await.unwrap();
+        }
+        let taken = worker.pop_batch(8).await.unwrap();
+        assert_eq!(taken.len(), round);
+        for leased in &taken {
+            worker.ack(&leased.lease).await.unwrap();
+        }
+        let pushed = JobId::random();
+        let started = Instant::now();
+        let (next, ()) = tokio::join!(worker.pop_batch(8), async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            api.push(pushed, "t").await.unwrap();
+        });
+        let next = next.unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].lease.id, pushed);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "woken by the push, not the block time: {:?}",
+            started.elapsed()
+        );
+        worker.ack(&next[0].lease).await.unwrap();
+    }
+}
