@@ -143,11 +143,14 @@ fn a_job_no_worker_finishes_is_parked_and_its_client_hears_on_failure() {
         2,
         "a parked job is not run again"
     );
-    assert!(
-        worker.logs().iter().any(|l| l.contains("parked")),
-        "{:?}",
-        worker.logs()
-    );
+    // The log line is written by the worker's stderr reader thread: wait for it.
+    wait_within("the worker's park log line", Duration::from_secs(5), || {
+        worker
+            .logs()
+            .iter()
+            .any(|l| l.contains("parked"))
+            .then_some(())
+    });
     // The API's /metrics shows the deployment's counts, kept in Redis: two take-overs, one
     // park, nothing pending.
     wait_within(
