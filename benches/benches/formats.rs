@@ -9,10 +9,9 @@
 mod common;
 
 use std::hint::black_box;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use common::{criterion_dir, median_ns, ns};
-use criterion::Criterion;
+use common::{check_answers, criterion_dir, header_criterion, median_ns, ns};
 use imgchkr_benches::{FormatInput, format_inputs, image_as, imagesize, imgchkr};
 
 /// The readers: imgchkr first, then the peers.
@@ -27,26 +26,12 @@ fn read(reader: &str, input: &FormatInput, bytes: &[u8]) -> Option<(u32, u32)> {
 }
 
 fn check(inputs: &[FormatInput]) -> Vec<Vec<bool>> {
-    println!("\nCorrectness (expected dimensions vs each reader's answer):");
-    inputs
-        .iter()
-        .map(|input| {
-            READERS
-                .iter()
-                .map(|name| {
-                    let got = read(name, input, &input.bytes);
-                    let ok = got == Some((input.width, input.height));
-                    if !ok {
-                        println!(
-                            "  {:<24} {:<10} WRONG: {:?} (expected {}x{})",
-                            input.name, name, got, input.width, input.height
-                        );
-                    }
-                    ok
-                })
-                .collect()
-        })
-        .collect()
+    check_answers(
+        inputs,
+        &READERS,
+        |input| (input.name, (input.width, input.height)),
+        |input, reader| read(READERS[reader], input, &input.bytes),
+    )
 }
 
 fn main() {
@@ -54,13 +39,7 @@ fn main() {
     let correct = check(&inputs);
     let dir = criterion_dir();
     let start = SystemTime::now();
-    let mut c = Criterion::default()
-        .sample_size(30)
-        .warm_up_time(Duration::from_millis(200))
-        .measurement_time(Duration::from_millis(500))
-        .nresamples(10_000)
-        .output_directory(&dir)
-        .configure_from_args();
+    let mut c = header_criterion();
     for input in &inputs {
         let mut group = c.benchmark_group(format!("formats/{}", input.name));
         // Each closure names its reader directly: no dispatch inside the timed loop.

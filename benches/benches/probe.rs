@@ -8,33 +8,19 @@
 mod common;
 
 use std::hint::black_box;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use common::{criterion_dir, median_ns, ns};
-use criterion::Criterion;
+use common::{check_answers, criterion_dir, header_criterion, median_ns, ns};
 use imgchkr_benches::{Input, READERS, inputs};
 
 fn check(inputs: &[Input]) -> Vec<Vec<bool>> {
-    println!("\nCorrectness (expected dimensions vs each reader's answer):");
-    inputs
-        .iter()
-        .map(|input| {
-            READERS
-                .iter()
-                .map(|(name, read)| {
-                    let got = read(&input.bytes);
-                    let ok = got == Some((input.width, input.height));
-                    if !ok {
-                        println!(
-                            "  {:<22} {:<13} WRONG: {:?} (expected {}x{})",
-                            input.name, name, got, input.width, input.height
-                        );
-                    }
-                    ok
-                })
-                .collect()
-        })
-        .collect()
+    let names: Vec<&str> = READERS.iter().map(|(name, _)| *name).collect();
+    check_answers(
+        inputs,
+        &names,
+        |input| (input.name, (input.width, input.height)),
+        |input, reader| (READERS[reader].1)(&input.bytes),
+    )
 }
 
 fn main() {
@@ -42,13 +28,7 @@ fn main() {
     let correct = check(&inputs);
     let dir = criterion_dir();
     let start = SystemTime::now();
-    let mut c = Criterion::default()
-        .sample_size(30)
-        .warm_up_time(Duration::from_millis(200))
-        .measurement_time(Duration::from_millis(500))
-        .nresamples(10_000)
-        .output_directory(&dir)
-        .configure_from_args();
+    let mut c = header_criterion();
     for input in &inputs {
         let mut group = c.benchmark_group(format!("probe/{}", input.name));
         for (name, read) in READERS {

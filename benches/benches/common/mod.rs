@@ -1,7 +1,10 @@
 //! Helpers shared by the bench binaries: where criterion writes, and reading its medians back.
+#![allow(dead_code)] // each bench binary uses a different part
 
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+use criterion::Criterion;
 
 /// `target/criterion` (or `$CARGO_TARGET_DIR/criterion`).
 pub fn criterion_dir() -> PathBuf {
@@ -34,4 +37,47 @@ pub fn ns(t: f64) -> String {
     } else {
         format!("{t:.0} ns")
     }
+}
+
+/// The settings of the in-memory header benches (calls of nanoseconds): 30 samples of 0.5 s,
+/// writing to [`criterion_dir`]; command-line arguments still apply.
+pub fn header_criterion() -> Criterion {
+    Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_millis(500))
+        .nresamples(10_000)
+        .output_directory(&criterion_dir())
+        .configure_from_args()
+}
+
+/// Before timing: whether each reader (`readers`, by name) gives each input's true
+/// dimensions. `truth` names an input and gives its dimensions; `read(input, reader)` is the
+/// reader's answer. Prints the wrong answers; returns `[input][reader]`.
+pub fn check_answers<I>(
+    inputs: &[I],
+    readers: &[&str],
+    truth: impl Fn(&I) -> (&str, (u32, u32)),
+    read: impl Fn(&I, usize) -> Option<(u32, u32)>,
+) -> Vec<Vec<bool>> {
+    println!("\nCorrectness (expected dimensions vs each reader's answer):");
+    inputs
+        .iter()
+        .map(|input| {
+            let (name, (width, height)) = truth(input);
+            (0..readers.len())
+                .map(|reader| {
+                    let got = read(input, reader);
+                    let ok = got == Some((width, height));
+                    if !ok {
+                        println!(
+                            "  {name:<24} {:<13} WRONG: {got:?} (expected {width}x{height})",
+                            readers[reader]
+                        );
+                    }
+                    ok
+                })
+                .collect()
+        })
+        .collect()
 }
