@@ -72,6 +72,25 @@ local function retain(jp, ip, fin, max_age_us, max_jobs, budget, now)
     budget = budget - 1
   end
 end
+
+-- A new job (KEYS 1–3: job, seq, finished; ARGV 1–9 as INSERT's), its field/value pairs
+-- from ARGV[first]: stored under the retention rules, indexed, expiring once final.
+local function record_new(first)
+  local id, jp, ip = ARGV[1], ARGV[4], ARGV[5]
+  local tenant = false
+  if ARGV[2] == '1' then tenant = ARGV[3] end
+  retain(jp, ip, KEYS[3], tonumber(ARGV[6]), tonumber(ARGV[8]), tonumber(ARGV[9]))
+  local seq = redis.call('INCR', KEYS[2])
+  local fields = {}
+  for i = first, #ARGV do fields[#fields + 1] = ARGV[i] end
+  redis.call('HSET', KEYS[1], 'seq', seq, unpack(fields))
+  local state = redis.call('HGET', KEYS[1], 'state')
+  index(ip, id, tenant, state, seq)
+  if is_final(state) then
+    redis.call('ZADD', KEYS[3], now_us(), fin_member(id, tenant))
+    redis.call('PEXPIRE', KEYS[1], ARGV[7])
+  end
+end
 "#;
 
 /// KEYS: job, seq, finished. ARGV: id, has_tenant ('0'|'1'), tenant, job prefix, index
@@ -79,20 +98,7 @@ end
 /// Returns `{}` when inserted, the existing job's HGETALL otherwise.
 const INSERT: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HGETALL', KEYS[1]) end
-local id, jp, ip = ARGV[1], ARGV[4], ARGV[5]
-local tenant = false
-if ARGV[2] == '1' then tenant = ARGV[3] end
-retain(jp, ip, KEYS[3], tonumber(ARGV[6]), tonumber(ARGV[8]), tonumber(ARGV[9]))
-local seq = redis.call('INCR', KEYS[2])
-local fields = {}
-for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', KEYS[1], 'seq', seq, unpack(fields))
-local state = redis.call('HGET', KEYS[1], 'state')
-index(ip, id, tenant, state, seq)
-if is_final(state) then
-  redis.call('ZADD', KEYS[3], now_us(), fin_member(id, tenant))
-  redis.call('PEXPIRE', KEYS[1], ARGV[7])
-end
+record_new(10)
 return {}
 "#;
 
@@ -114,24 +120,11 @@ local depth = tonumber(redis.call('GET', KEYS[6]) or '0')
 if depth >= tonumber(ARGV[11]) then return {'full', tostring(depth)} end
 local mine = tonumber(redis.call('HGET', KEYS[5], qt) or '0')
 if mine >= tonumber(ARGV[12]) then return {'full', tostring(depth)} end
-local id, jp, ip = ARGV[1], ARGV[4], ARGV[5]
-local tenant = false
-if ARGV[2] == '1' then tenant = ARGV[3] end
-retain(jp, ip, KEYS[3], tonumber(ARGV[6]), tonumber(ARGV[8]), tonumber(ARGV[9]))
-local seq = redis.call('INCR', KEYS[2])
-local fields = {}
-for i = 15, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', KEYS[1], 'seq', seq, unpack(fields))
-local state = redis.call('HGET', KEYS[1], 'state')
-index(ip, id, tenant, state, seq)
-if is_final(state) then
-  redis.call('ZADD', KEYS[3], now_us(), fin_member(id, tenant))
-  redis.call('PEXPIRE', KEYS[1], ARGV[7])
-end
+record_new(15)
 if redis.call('EXISTS', KEYS[4]) == 0 then
   redis.pcall('XGROUP', 'CREATE', KEYS[4], ARGV[13], '0', 'MKSTREAM')
 end
-redis.call('XADD', KEYS[4], '*', 'job', id)
+redis.call('XADD', KEYS[4], '*', 'job', ARGV[1])
 depth = redis.call('INCR', KEYS[6])
 redis.call('HINCRBY', KEYS[5], qt, 1)
 if mine == 0 then redis.call('RPUSH', KEYS[7], qt) end
