@@ -11,7 +11,7 @@ mod common;
 use std::hint::black_box;
 use std::time::SystemTime;
 
-use common::{check_answers, criterion_dir, header_criterion, median_ns, ns};
+use common::{check_answers, criterion_dir, header_criterion, ratio_table};
 use imgchkr_benches::{FormatInput, format_inputs, image_as, imagesize, imgchkr};
 
 /// The readers: imgchkr first, then the peers.
@@ -57,45 +57,7 @@ fn main() {
 }
 
 fn report(dir: &std::path::Path, inputs: &[FormatInput], correct: &[Vec<bool>], since: SystemTime) {
-    let mut header = String::from("| input | bytes |");
-    let mut rule = String::from("|---|---:|");
-    for name in READERS {
-        header += &format!(" {name} |");
-        rule += "---:|";
-    }
-    header += " fastest correct peer | imgchkr vs it |";
-    rule += "---|---:|";
-    println!("\nMedians per call (✗ = wrong answer):\n{header}\n{rule}");
-    for (input, ok) in inputs.iter().zip(correct) {
-        let group = format!("formats/{}", input.name);
-        let times: Vec<Option<f64>> = READERS
-            .iter()
-            .map(|name| median_ns(dir, &group, name, since))
-            .collect();
-        if times.iter().all(Option::is_none) {
-            continue;
-        }
-        let mut row = format!("| {} | {} |", input.name, input.bytes.len());
-        for (t, ok) in times.iter().zip(ok) {
-            let mark = if *ok { "" } else { " ✗" };
-            row += &match t {
-                Some(t) => format!(" {}{mark} |", ns(*t)),
-                None => format!(" –{mark} |"),
-            };
-        }
-        let fastest = times
-            .iter()
-            .zip(ok)
-            .zip(READERS)
-            .skip(1)
-            .filter_map(|((t, ok), name)| t.filter(|_| *ok).map(|t| (t, name)))
-            .min_by(|a, b| a.0.total_cmp(&b.0));
-        match (times[0], fastest) {
-            (Some(own), Some((peer, name))) => {
-                row += &format!(" {name} | {:.1}× |", peer / own);
-            }
-            _ => row += " – | – |",
-        }
-        println!("{row}");
-    }
+    let rows: Vec<(&str, usize)> = inputs.iter().map(|i| (i.name, i.bytes.len())).collect();
+    let readers = READERS.to_vec();
+    ratio_table(dir, since, "formats", &readers, &rows, correct);
 }

@@ -81,3 +81,57 @@ pub fn check_answers<I>(
         })
         .collect()
 }
+
+/// After timing: the table of each reader's median per input (`group_prefix/<input>` in
+/// criterion) and imgchkr's (the first reader's) speed-up over the fastest reader that read the
+/// input correctly. `inputs` are (name, bytes); `correct` is [`check_answers`]' result.
+pub fn ratio_table(
+    dir: &Path,
+    since: SystemTime,
+    group_prefix: &str,
+    readers: &[&str],
+    inputs: &[(&str, usize)],
+    correct: &[Vec<bool>],
+) {
+    let mut header = String::from("| input | bytes |");
+    let mut rule = String::from("|---|---:|");
+    for name in readers {
+        header += &format!(" {name} |");
+        rule += "---:|";
+    }
+    header += " fastest correct peer | imgchkr vs it |";
+    rule += "---|---:|";
+    println!("\nMedians per call (✗ = wrong answer):\n{header}\n{rule}");
+    for (&(input, bytes), ok) in inputs.iter().zip(correct) {
+        let group = format!("{group_prefix}/{input}");
+        let times: Vec<Option<f64>> = readers
+            .iter()
+            .map(|name| median_ns(dir, &group, name, since))
+            .collect();
+        if times.iter().all(Option::is_none) {
+            continue;
+        }
+        let mut row = format!("| {input} | {bytes} |");
+        for (t, ok) in times.iter().zip(ok) {
+            let mark = if *ok { "" } else { " ✗" };
+            row += &match t {
+                Some(t) => format!(" {}{mark} |", ns(*t)),
+                None => format!(" –{mark} |"),
+            };
+        }
+        let fastest = times
+            .iter()
+            .zip(ok)
+            .zip(readers)
+            .skip(1)
+            .filter_map(|((t, ok), name)| t.filter(|_| *ok).map(|t| (t, name)))
+            .min_by(|a, b| a.0.total_cmp(&b.0));
+        match (times[0], fastest) {
+            (Some(own), Some((peer, name))) => {
+                row += &format!(" {name} | {:.1}× |", peer / own);
+            }
+            _ => row += " – | – |",
+        }
+        println!("{row}");
+    }
+}
