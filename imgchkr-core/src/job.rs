@@ -42,7 +42,7 @@ impl FromStr for JobId {
     }
 }
 
-/// A job's state: `queued → started → success | failed`.
+/// A job's state: `queued → started → success | failed`, or `queued → cancelled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
@@ -54,9 +54,20 @@ pub enum JobState {
     Success,
     /// The image failed a check; the job carries the errors.
     Failed,
+    /// Cancelled while queued: never run, no webhook sent.
+    Cancelled,
 }
 
 impl JobState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [JobState; 5] = [
+        JobState::Queued,
+        JobState::Started,
+        JobState::Success,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
     /// The state's name in the contract.
     pub const fn name(self) -> &'static str {
         match self {
@@ -64,12 +75,21 @@ impl JobState {
             JobState::Started => "started",
             JobState::Success => "success",
             JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
         }
     }
 
     /// Whether the verdict is in.
     pub const fn is_final(self) -> bool {
         matches!(self, JobState::Success | JobState::Failed)
+    }
+
+    /// Whether nothing more will happen to the job's state (a verdict, or cancelled).
+    pub const fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Success | JobState::Failed | JobState::Cancelled
+        )
     }
 }
 
@@ -83,15 +103,93 @@ impl FromStr for JobState {
     type Err = ();
 
     fn from_str(s: &str) -> Result<Self, ()> {
-        [
-            JobState::Queued,
-            JobState::Started,
-            JobState::Success,
-            JobState::Failed,
-        ]
-        .into_iter()
-        .find(|state| state.name() == s)
-        .ok_or(())
+        JobState::ALL
+            .into_iter()
+            .find(|state| state.name() == s)
+            .ok_or(())
+    }
+}
+
+/// A submission's priority: within a tenant, higher first; FIFO within a priority.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// Served before `normal` and `low`.
+    High,
+    /// The default.
+    #[default]
+    Normal,
+    /// Served after `high` and `normal`.
+    Low,
+}
+
+impl Priority {
+    /// Every priority, highest first.
+    pub const ALL: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Low];
+
+    /// The priority's name in the contract.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Priority::High => "high",
+            Priority::Normal => "normal",
+            Priority::Low => "low",
+        }
+    }
+
+    /// 0 for `high`, 1 for `normal`, 2 for `low`: lower ranks are served first (what engines
+    /// sort by).
+    pub const fn rank(self) -> u8 {
+        match self {
+            Priority::High => 0,
+            Priority::Normal => 1,
+            Priority::Low => 2,
+        }
+    }
+
+    /// The priority of `rank` (see [`rank`](Priority::rank)).
+    pub const fn from_rank(rank: u8) -> Option<Priority> {
+        match rank {
+            0 => Some(Priority::High),
+            1 => Some(Priority::Normal),
+            2 => Some(Priority::Low),
+            _ => None,
+        }
+    }
+}
+
+impl FromStr for Priority {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Priority::ALL.into_iter().find(|p| p.name() == s).ok_or(())
+    }
+}
+
+/// A job's identity: ids are scoped per tenant, so two tenants may each have a job `X` and
+/// neither can observe the other's. The tenant is `""` when callers do not authenticate.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobKey {
+    /// The tenant that owns the job.
+    pub tenant: String,
+    /// The job's id within the tenant.
+    pub id: JobId,
+}
+
+impl JobKey {
+    /// The key of job `id` of `tenant`.
+    pub fn new(tenant: impl Into<String>, id: JobId) -> JobKey {
+        JobKey {
+            tenant: tenant.into(),
+            id,
+        }
+    }
+}
+
+impl fmt::Display for JobKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.tenant, self.id)
     }
 }
 
@@ -281,25 +379,24 @@ pub struct Job {
     pub asset_path: AssetPath,
     /// Where to report.
     pub notification_urls: NotificationUrls,
-    /// The tenant that submitted it, when callers authenticate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tenant: Option<String>,
+    /// The tenant that submitted it (`""` when callers do not authenticate).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tenant: String,
+    /// Its priority within the tenant's queue.
+    #[serde(default)]
+    pub priority: Priority,
+    /// Non-fatal findings of the validation (bytes skipped between JPEG segments, …); never
+    /// part of the verdict.
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// When it was accepted.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
-    /// When a worker began it.
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    /// When a worker began it (`null` until then).
+    #[serde(default, with = "time::serde::rfc3339::option")]
     pub started_at: Option<OffsetDateTime>,
-    /// When the verdict was known.
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    /// When the verdict was known, or the job cancelled (`null` until then).
+    #[serde(default, with = "time::serde::rfc3339::option")]
     pub finished_at: Option<OffsetDateTime>,
 }
 
@@ -317,6 +414,9 @@ pub enum JobUpdate {
     Verdict {
         /// The failures, by field.
         errors: Option<ErrorMap>,
+        /// Non-fatal findings, as [`Job::warnings`].
+        #[serde(default)]
+        warnings: Vec<String>,
         /// When.
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
@@ -345,34 +445,52 @@ impl Job {
             notifications: Vec::new(),
             asset_path,
             notification_urls,
-            tenant: None,
+            tenant: String::new(),
+            priority: Priority::Normal,
+            warnings: Vec::new(),
             created_at: OffsetDateTime::now_utc(),
             started_at: None,
             finished_at: None,
         }
     }
 
-    /// Applies `update`. A started update never moves a finished job back, and a give-up
-    /// never replaces a verdict.
+    /// The job's key (tenant and id).
+    pub fn key(&self) -> JobKey {
+        JobKey::new(self.tenant.clone(), self.id)
+    }
+
+    /// Applies `update`. A started update never moves a finished or cancelled job back, a
+    /// cancelled job takes no verdict, and a give-up never replaces a verdict.
     pub fn apply(&mut self, update: &JobUpdate) {
         match update {
             JobUpdate::Started { at } => {
+                if self.state == JobState::Cancelled {
+                    return;
+                }
                 if !self.state.is_final() {
                     self.state = JobState::Started;
                 }
                 self.started_at.get_or_insert(*at);
             }
-            JobUpdate::Verdict { errors, at } => {
+            JobUpdate::Verdict {
+                errors,
+                warnings,
+                at,
+            } => {
+                if self.state == JobState::Cancelled {
+                    return;
+                }
                 self.state = if errors.is_some() {
                     JobState::Failed
                 } else {
                     JobState::Success
                 };
                 self.errors.clone_from(errors);
+                self.warnings.clone_from(warnings);
                 self.finished_at = Some(*at);
             }
             JobUpdate::GaveUp { errors, at } => {
-                if !self.state.is_final() {
+                if !self.state.is_terminal() {
                     self.state = JobState::Failed;
                     self.errors = Some(errors.clone());
                     self.finished_at = Some(*at);

@@ -1,9 +1,13 @@
 //! imgchkr-core: header-only image validation, with no async runtime and no network.
 //!
-//! The data path reads as one line: a [`Submission`] becomes a [`Job`]; a worker runs it
-//! with [`run_job`], which probes the image's header ([`probe`], through [`ImageDir`] for
-//! local files), applies the [`Policy`], and reports each event through a [`Notifier`],
-//! recording everything in a [`JobStore`].
+//! The data path reads as one line: a [`Submission`] becomes a [`Job`] ([`admission`]),
+//! recorded and queued by an [`Engine`]; the one [`worker`] loop leases it and runs it with
+//! [`run_job`], which probes the image's header ([`probe`], through [`ImageDir`] for local
+//! files), applies the [`Policy`], and reports each event through a [`Notifier`], recording
+//! everything in the engine ([`recorder`]).
+//!
+//! Engines (memory here; SQLite, Redis, Postgres in their own crates) implement one trait,
+//! [`Engine`]; the `testkit` feature holds the conformance suite each of them runs.
 //!
 //! ```
 //! use imgchkr_core::{Policy, Report};
@@ -17,28 +21,32 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod admission;
 #[cfg(feature = "decode")]
 mod decode;
+pub mod engine;
 pub mod fetch;
 pub mod job;
-pub mod memory;
 pub mod notify;
 pub mod policy;
 pub mod probe;
+pub mod recorder;
 pub mod runner;
 pub mod source;
-pub mod store;
 pub mod submission;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+pub mod worker;
 
+pub use engine::memory::MemoryEngine;
+pub use engine::{Engine, Retention, StoreError};
 pub use job::{
-    AssetPath, DeliveryRecord, DeliveryStatus, ErrorMap, Event, Job, JobId, JobState, JobUpdate,
-    NotificationUrls, Payload,
+    AssetPath, DeliveryRecord, DeliveryStatus, ErrorMap, Event, Job, JobId, JobKey, JobState,
+    JobUpdate, NotificationUrls, Payload, Priority,
 };
-pub use memory::{FairQueue, MemoryStore, QueueFull, Retention};
 pub use notify::{DeliveryOutcome, Notification, Notifier, RecordingNotifier};
 pub use policy::{Policy, ValidationError, Verify};
 pub use probe::{Format, Formats, ImageInfo, Probe, ProbeError, Step, probe};
 pub use runner::run_job;
 pub use source::{ImageDir, Report, validate_file};
-pub use store::{JobQueue, JobStore, StoreError};
 pub use submission::{FieldErrors, Submission};

@@ -5,22 +5,18 @@ use std::future::Future;
 use futures_util::future::join;
 use time::OffsetDateTime;
 
-use crate::job::{DeliveryStatus, ErrorMap, Event, IMAGE_ERRORS_KEY, Job, JobState, JobUpdate};
+use crate::engine::StoreError;
+use crate::job::{
+    DeliveryRecord, DeliveryStatus, ErrorMap, Event, IMAGE_ERRORS_KEY, Job, JobState, JobUpdate,
+};
 use crate::notify::{Notification, Notifier};
+use crate::recorder::Recorder;
 use crate::source::Report;
-use crate::store::{JobStore, StoreError};
 
-impl Report {
-    /// The errors as a job and the `onFailure` payload carry them, `None` when valid.
-    pub fn error_map(&self) -> Option<ErrorMap> {
-        (!self.is_valid())
-            .then(|| ErrorMap::from([(IMAGE_ERRORS_KEY.to_owned(), self.error_texts())]))
-    }
-}
-
-/// Runs `job` as the contract orders it, recording each step in `store`:
+/// Runs `job` (already marked started by its lease) as the contract orders it, recording each
+/// step through `recorder`:
 ///
-/// 1. the job is marked started, and onStart is sent;
+/// 1. onStart is sent;
 /// 2. meanwhile `validate` runs: validation never waits on a notification, and the verdict
 ///    is recorded the moment it is known;
 /// 3. once the onStart delivery has finished (delivered or given up), exactly one of
@@ -28,57 +24,38 @@ impl Report {
 ///
 /// Each delivery is recorded as pending, then with its outcome; a failed delivery never
 /// changes the verdict. Runtime-agnostic: `validate` is whatever future the caller makes
-/// (a blocking-pool task, a remote read). Returns the final state, or the store's error (the
-/// job should then be retried, as its webhooks carry stable ids).
-pub async fn run_job<S, N, V>(
+/// (a blocking-pool task, a remote read). Returns the final state, or the recorder's error
+/// (the job should then be run again, as its webhooks carry stable ids).
+pub async fn run_job<R, N, V>(
     job: &Job,
-    store: &S,
+    recorder: &R,
     notifier: &N,
     validate: V,
 ) -> Result<JobState, StoreError>
 where
-    S: JobStore + ?Sized,
+    R: Recorder + ?Sized,
     N: Notifier + ?Sized,
     V: Future<Output = Report>,
 {
-    store
-        .update(
-            job.id,
-            JobUpdate::Started {
-                at: OffsetDateTime::now_utc(),
-            },
-        )
-        .await?;
-
-    let on_start = deliver(job, Event::OnStart, store, notifier);
+    let on_start = deliver(job, Event::OnStart, recorder, notifier);
     let verdict = async {
-        let errors = validate.await.error_map();
-        let at = OffsetDateTime::now_utc();
-        store
-            .update(
-                job.id,
-                JobUpdate::Verdict {
-                    errors: errors.clone(),
-                    at,
-                },
-            )
-            .await?;
-        Ok::<_, StoreError>(errors)
+        let report = validate.await;
+        let update = JobUpdate::Verdict {
+            errors: report.error_map(),
+            warnings: report.warning_texts(),
+            at: OffsetDateTime::now_utc(),
+        };
+        recorder.record(update.clone()).await?;
+        Ok::<_, StoreError>(update)
     };
     let (started, verdict) = join(on_start, verdict).await;
     started?;
-    let errors = verdict?;
+    let verdict = verdict?;
 
     let mut finished = job.clone();
-    finished.apply(&JobUpdate::Verdict {
-        errors,
-        at: OffsetDateTime::now_utc(),
-    });
-    let event = match finished.state {
-        JobState::Failed => Event::OnFailure,
-        _ => Event::OnSuccess,
-    };
-    deliver(&finished, event, store, notifier).await?;
+    finished.apply(&verdict);
+    let event = final_event(finished.state);
+    deliver(&finished, event, recorder, notifier).await?;
     Ok(finished.state)
 }
 
@@ -88,59 +65,80 @@ where
 /// 1. the job is recorded `failed` with `errors` ([`JobUpdate::GaveUp`]), unless a verdict is
 ///    already in, which then stands;
 /// 2. the final event of the verdict that stands (onFailure, or onSuccess for a success
-///    recorded earlier) is sent and recorded, unless the job already records it delivered.
+///    recorded earlier) is sent and recorded, unless `job` already records it delivered.
 ///    Its webhook-id is the one a normal run uses, so a receiver that got it before
 ///    deduplicates.
 ///
-/// onStart is not sent. Returns the final state, or the store's error (call again later:
-/// it is idempotent).
-pub async fn give_up<S, N>(
+/// `job` is the record as it stands (as its lease returned it). onStart is not sent. Returns
+/// the final state, or the recorder's error (call again later: it is idempotent).
+pub async fn give_up<R, N>(
     job: &Job,
-    store: &S,
+    recorder: &R,
     notifier: &N,
     errors: ErrorMap,
 ) -> Result<JobState, StoreError>
 where
-    S: JobStore + ?Sized,
+    R: Recorder + ?Sized,
     N: Notifier + ?Sized,
 {
     let update = JobUpdate::GaveUp {
         errors,
         at: OffsetDateTime::now_utc(),
     };
-    store.update(job.id, update.clone()).await?;
-    let current = match store.get(job.id).await? {
-        Some(current) => current,
-        // Expired meanwhile: the client is still owed its final event.
-        None => {
-            let mut current = job.clone();
-            current.apply(&update);
-            current
-        }
-    };
-    let event = match current.state {
-        JobState::Success => Event::OnSuccess,
-        _ => Event::OnFailure,
-    };
-    let delivered = current
-        .notifications
-        .iter()
-        .any(|r| r.event == event && r.status == DeliveryStatus::Delivered);
-    if !delivered {
-        deliver(&current, event, store, notifier).await?;
-    }
+    recorder.record(update.clone()).await?;
+    let mut current = job.clone();
+    current.apply(&update);
+    settle(&current, recorder, notifier).await?;
     Ok(current.state)
 }
 
-async fn deliver<S, N>(job: &Job, event: Event, store: &S, notifier: &N) -> Result<(), StoreError>
+/// Sends the final event of a job whose verdict is in (a redelivery of a job whose worker
+/// stopped after its verdict), unless the job records it delivered already.
+pub async fn settle<R, N>(job: &Job, recorder: &R, notifier: &N) -> Result<(), StoreError>
 where
-    S: JobStore + ?Sized,
+    R: Recorder + ?Sized,
+    N: Notifier + ?Sized,
+{
+    let event = final_event(job.state);
+    let delivered = job
+        .notifications
+        .iter()
+        .any(|r| r.event == event && r.status == DeliveryStatus::Delivered);
+    if delivered {
+        return Ok(());
+    }
+    deliver(job, event, recorder, notifier).await
+}
+
+/// The parked-job error texts: `{"image": ["Job abandoned after <N> delivery attempts"]}`.
+pub fn abandoned(attempts: u32) -> ErrorMap {
+    ErrorMap::from([(
+        IMAGE_ERRORS_KEY.to_owned(),
+        vec![format!("Job abandoned after {attempts} delivery attempts")],
+    )])
+}
+
+fn final_event(state: JobState) -> Event {
+    match state {
+        JobState::Success => Event::OnSuccess,
+        _ => Event::OnFailure,
+    }
+}
+
+async fn deliver<R, N>(
+    job: &Job,
+    event: Event,
+    recorder: &R,
+    notifier: &N,
+) -> Result<(), StoreError>
+where
+    R: Recorder + ?Sized,
     N: Notifier + ?Sized,
 {
     let notification = Notification::new(job, event);
-    let pending = crate::job::DeliveryRecord::pending(event, notification.url.clone());
-    store.update(job.id, JobUpdate::Delivery(pending)).await?;
+    let pending = DeliveryRecord::pending(event, notification.url.clone());
+    recorder.record(JobUpdate::Delivery(pending)).await?;
     let outcome = notifier.deliver(&notification).await;
     let record = outcome.record(event, notification.url.clone());
-    store.update(job.id, JobUpdate::Delivery(record)).await
+    recorder.record(JobUpdate::Delivery(record)).await
 }

@@ -10,6 +10,7 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use rustix::io::Errno;
 
+use crate::job::{ErrorMap, IMAGE_ERRORS_KEY};
 use crate::policy::{Policy, ValidationError};
 use crate::probe::{ImageInfo, Probe, ProbeError, Step};
 
@@ -32,25 +33,36 @@ pub struct Report {
 }
 
 impl Report {
-    /// A report on bytes already in memory.
-    pub fn from_bytes(bytes: &[u8], policy: &Policy) -> Report {
-        let probed = crate::probe::probe(bytes);
-        let size = bytes.len() as u64;
-        #[allow(unused_mut)] // mutated only with the `decode` feature
-        let mut errors = policy.check(size, &probed);
-        #[cfg(feature = "decode")]
-        if let (crate::policy::Verify::Decode, true, Ok(info)) =
-            (policy.verify, errors.is_empty(), probed)
-            && let Some(reason) = crate::decode::corrupt_data(bytes, info.format, policy)
-        {
-            errors.push(ValidationError::CorruptData { reason });
-        }
+    /// The policy applied to what the probe found in an input of `size` bytes, of which
+    /// `bytes_read` were read: the one place every source (local files, bytes in memory,
+    /// remote objects, uploads) turns a probe into a verdict.
+    pub fn from_probe(
+        size: u64,
+        probed: Result<ImageInfo, ProbeError>,
+        bytes_read: u64,
+        policy: &Policy,
+    ) -> Report {
         Report {
             size: Some(size),
-            errors,
+            errors: policy.check(size, &probed),
             probed: Some(probed),
-            bytes_read: size,
+            bytes_read,
         }
+    }
+
+    /// A report on bytes already in memory.
+    pub fn from_bytes(bytes: &[u8], policy: &Policy) -> Report {
+        let size = bytes.len() as u64;
+        #[allow(unused_mut)] // mutated only with the `decode` feature
+        let mut report = Report::from_probe(size, crate::probe::probe(bytes), size, policy);
+        #[cfg(feature = "decode")]
+        if let (crate::policy::Verify::Decode, true, Some(Ok(info))) =
+            (policy.verify, report.errors.is_empty(), report.probed)
+            && let Some(reason) = crate::decode::corrupt_data(bytes, info.format, policy)
+        {
+            report.errors.push(ValidationError::CorruptData { reason });
+        }
+        report
     }
 
     /// A report on an input that could not be reached.
@@ -87,6 +99,18 @@ impl Report {
     /// The failure texts, as the `onFailure` payload carries them.
     pub fn error_texts(&self) -> Vec<String> {
         self.errors.iter().map(ToString::to_string).collect()
+    }
+
+    /// The errors as a job and the `onFailure` payload carry them, `None` when valid.
+    pub fn error_map(&self) -> Option<ErrorMap> {
+        (!self.is_valid())
+            .then(|| ErrorMap::from([(IMAGE_ERRORS_KEY.to_owned(), self.error_texts())]))
+    }
+
+    /// Non-fatal findings, as the job record and `check --json` carry them (none yet: the
+    /// probe reports none).
+    pub fn warning_texts(&self) -> Vec<String> {
+        Vec::new()
     }
 }
 
@@ -204,12 +228,7 @@ pub fn validate_open_file(file: &File, size: u64, display: &str, policy: &Policy
         Err(e) => return Report::unreachable(read_failed(e)),
     };
     #[allow(unused_mut)] // mutated only with the `decode` feature
-    let mut report = Report {
-        size: Some(size),
-        errors: policy.check(size, &probed),
-        probed: Some(probed),
-        bytes_read,
-    };
+    let mut report = Report::from_probe(size, probed, bytes_read, policy);
     #[cfg(feature = "decode")]
     if let (crate::policy::Verify::Decode, true, Some(Ok(info))) =
         (policy.verify, report.errors.is_empty(), report.probed)

@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::job::{AssetPath, ErrorMap, JobId, NotificationUrls};
+use crate::job::{AssetPath, ErrorMap, JobId, NotificationUrls, Priority};
 
 /// Longest accepted notification URL, in bytes.
 pub const MAX_URL_LEN: usize = 2048;
@@ -21,6 +21,8 @@ pub struct Submission {
     pub asset_path: AssetPath,
     /// Where to report.
     pub notification_urls: NotificationUrls,
+    /// Its priority within the tenant's queue (`normal` unless given).
+    pub priority: Priority,
 }
 
 /// Why a request was refused, by field; serializes as `{"errors": {field: [texts]}}`.
@@ -113,6 +115,27 @@ impl Submission {
             }
         };
 
+        let priority = match root.get("priority") {
+            None | Some(Value::Null) => Priority::Normal,
+            Some(Value::String(s)) => s.parse().unwrap_or_else(|()| {
+                errors.add(
+                    "priority",
+                    format!(
+                        "\"{}\" is not a valid choice; choose high, normal or low.",
+                        truncate(s)
+                    ),
+                );
+                Priority::Normal
+            }),
+            Some(other) => {
+                errors.add(
+                    "priority",
+                    format!("Expected a string, but got {}.", type_name(other)),
+                );
+                Priority::Normal
+            }
+        };
+
         let asset = object(&root, "assetPath", &mut errors);
         let location =
             asset.and_then(|a| string(a, "assetPath", "location", &mut errors, usize::MAX));
@@ -174,6 +197,7 @@ impl Submission {
                 };
                 Ok(Submission {
                     id,
+                    priority,
                     asset_path,
                     notification_urls: NotificationUrls {
                         on_start,
@@ -308,6 +332,31 @@ mod tests {
             "http://callback/print/onStart"
         );
         assert_eq!(s.id, None);
+        assert_eq!(s.priority, Priority::Normal);
+    }
+
+    #[test]
+    fn priority_is_one_of_three_names() {
+        let body = |priority: &str| {
+            format!(
+                r#"{{"priority": {priority}, "assetPath": {{"location": "local", "path": "a.jpg"}},
+                "notifications": {{"onStart": "http://a/", "onSuccess": "http://a/", "onFailure": "http://a/"}}}}"#
+            )
+        };
+        for (raw, want) in [
+            ("\"high\"", Priority::High),
+            ("\"normal\"", Priority::Normal),
+            ("\"low\"", Priority::Low),
+            ("null", Priority::Normal),
+        ] {
+            let s = Submission::from_json(body(raw).as_bytes(), LOCAL).unwrap();
+            assert_eq!(s.priority, want, "{raw}");
+        }
+        for raw in ["\"urgent\"", "\"HIGH\"", "1", "[]"] {
+            let e = Submission::from_json(body(raw).as_bytes(), LOCAL).unwrap_err();
+            assert!(e.errors.contains_key("priority"), "{raw}: {e:?}");
+            assert_eq!(e.errors.len(), 1, "{raw}: {e:?}");
+        }
     }
 
     #[test]

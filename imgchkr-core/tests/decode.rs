@@ -1,5 +1,6 @@
-//! Opt-in deep verification: a full decode after the header checks (feature `decode`).
-#![cfg(feature = "decode")]
+//! Opt-in deep verification: a full decode after the header checks (feature `decode`, which
+//! the crate's own dev-dependency turns on for its tests, so `cargo test -p imgchkr-core`
+//! runs these).
 
 mod common;
 

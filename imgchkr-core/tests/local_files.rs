@@ -118,7 +118,8 @@ fn directories_fifos_devices_and_sockets_are_not_regular_files() {
     }
     let root = f.root.to_str().unwrap();
     assert_eq!(texts(&f, root), [format!("Not a regular file: {root}")]);
-    // A character device inside the directory (needs root to create; CI runs as root).
+    // A character device inside the directory (needs root to create: CI runs as root, and a
+    // run without it fails here rather than skip the case).
     let zero = f.root.join("zero.jpg");
     let dev = rustix::fs::makedev(1, 5);
     match rustix::fs::mknodat(
@@ -129,8 +130,12 @@ fn directories_fifos_devices_and_sockets_are_not_regular_files() {
         dev,
     ) {
         Ok(()) => assert_eq!(texts(&f, "zero.jpg"), ["Not a regular file: zero.jpg"]),
-        Err(e) => eprintln!("skipping the device case: mknod: {e}"),
+        Err(e) => panic!("mknod of a character device failed (run the tests as root): {e}"),
     }
+    // And one outside any image directory, as `imgchkr check` sees it.
+    let report =
+        imgchkr_core::validate_file(Path::new("/dev/null"), "/dev/null", &Policy::default());
+    assert_eq!(report.error_texts(), ["Not a regular file: /dev/null"]);
 }
 
 #[test]

@@ -1,42 +1,44 @@
 //! The job runner: event order, verdicts, and delivery outcomes recorded on the job.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use imgchkr_core::job::DeliveryStatus;
 use imgchkr_core::notify::BoxFuture;
+use imgchkr_core::recorder::Recorder;
 use imgchkr_core::runner::give_up;
-use imgchkr_core::store::{Inserted, ListQuery};
 use imgchkr_core::{
-    AssetPath, Event, Job, JobId, JobState, JobStore, JobUpdate, NotificationUrls, Policy,
-    RecordingNotifier, Report, StoreError, run_job,
+    AssetPath, Event, Job, JobId, JobState, JobUpdate, NotificationUrls, Policy, RecordingNotifier,
+    Report, StoreError, run_job,
 };
 
-/// The smallest store the runner needs: a map, and every update in order.
-#[derive(Default)]
+/// The smallest recorder the runner needs: the job, and every update in order.
 struct Jobs {
-    jobs: Mutex<HashMap<JobId, Job>>,
+    job: Mutex<Job>,
     log: Mutex<Vec<JobUpdate>>,
 }
 
-impl JobStore for Jobs {
-    fn insert(&self, job: Job) -> BoxFuture<'_, Result<Inserted, StoreError>> {
-        self.jobs.lock().unwrap().insert(job.id, job);
-        Box::pin(async { Ok(Inserted::New) })
-    }
-    fn get(&self, id: JobId) -> BoxFuture<'_, Result<Option<Job>, StoreError>> {
-        let job = self.jobs.lock().unwrap().get(&id).cloned();
-        Box::pin(async { Ok(job) })
-    }
-    fn update(&self, id: JobId, update: JobUpdate) -> BoxFuture<'_, Result<(), StoreError>> {
-        if let Some(job) = self.jobs.lock().unwrap().get_mut(&id) {
-            job.apply(&update);
+impl Jobs {
+    fn new(job: &Job) -> Jobs {
+        Jobs {
+            job: Mutex::new(job.clone()),
+            log: Mutex::default(),
         }
-        self.log.lock().unwrap().push(update);
-        Box::pin(async { Ok(()) })
     }
-    fn list(&self, _: ListQuery) -> BoxFuture<'_, Result<Vec<Job>, StoreError>> {
-        Box::pin(async { Ok(Vec::new()) })
+
+    fn get(&self) -> Job {
+        self.job.lock().unwrap().clone()
+    }
+
+    fn apply(&self, update: JobUpdate) {
+        self.job.lock().unwrap().apply(&update);
+        self.log.lock().unwrap().push(update);
+    }
+}
+
+impl Recorder for Jobs {
+    fn record(&self, update: JobUpdate) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.apply(update);
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -70,8 +72,8 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 
 #[test]
 fn a_failing_image_sends_on_start_then_on_failure_with_the_errors() {
-    let (store, notifier, job) = (Jobs::default(), RecordingNotifier::new(), new_job());
-    block_on(store.insert(job.clone())).unwrap();
+    let (notifier, job) = (RecordingNotifier::new(), new_job());
+    let store = Jobs::new(&job);
     let report = Report::from_bytes(&header(1800, 1200), &Policy::default());
     let state = block_on(run_job(&job, &store, &notifier, async { report })).unwrap();
     assert_eq!(state, JobState::Failed);
@@ -98,10 +100,10 @@ fn a_failing_image_sends_on_start_then_on_failure_with_the_errors() {
         format!("msg_{}_onStart", job.id.0.simple())
     );
 
-    let stored = block_on(store.get(job.id)).unwrap().unwrap();
+    let stored = store.get();
     assert_eq!(stored.state, JobState::Failed);
     assert_eq!(stored.errors.unwrap()["image"].len(), 2);
-    assert!(stored.started_at.is_some() && stored.finished_at.is_some());
+    assert!(stored.finished_at.is_some());
     let statuses: Vec<_> = stored
         .notifications
         .iter()
@@ -118,8 +120,8 @@ fn a_failing_image_sends_on_start_then_on_failure_with_the_errors() {
 
 #[test]
 fn a_valid_image_succeeds_and_the_verdict_is_recorded_before_the_final_event() {
-    let (store, notifier, job) = (Jobs::default(), RecordingNotifier::new(), new_job());
-    block_on(store.insert(job.clone())).unwrap();
+    let (notifier, job) = (RecordingNotifier::new(), new_job());
+    let store = Jobs::new(&job);
     let report = Report::from_bytes(&header(800, 600), &Policy::default());
     assert_eq!(
         block_on(run_job(&job, &store, &notifier, async { report })).unwrap(),
@@ -130,24 +132,23 @@ fn a_valid_image_succeeds_and_the_verdict_is_recorded_before_the_final_event() {
 
     let log = store.log.lock().unwrap().clone();
     let position = |f: &dyn Fn(&JobUpdate) -> bool| log.iter().position(f).unwrap();
-    let started = position(&|u| matches!(u, JobUpdate::Started { .. }));
     let verdict = position(&|u| matches!(u, JobUpdate::Verdict { errors: None, .. }));
     let final_pending =
         position(&|u| matches!(u, JobUpdate::Delivery(r) if r.event == Event::OnSuccess));
-    assert!(started < verdict && verdict < final_pending, "{log:?}");
+    assert!(verdict < final_pending, "{log:?}");
 }
 
 #[test]
 fn failed_deliveries_are_recorded_and_never_change_the_verdict() {
-    let (store, job) = (Jobs::default(), new_job());
+    let job = new_job();
+    let store = Jobs::new(&job);
     let notifier = RecordingNotifier::failing("connection refused");
-    block_on(store.insert(job.clone())).unwrap();
     let report = Report::from_bytes(&header(10, 10), &Policy::default());
     assert_eq!(
         block_on(run_job(&job, &store, &notifier, async { report })).unwrap(),
         JobState::Success
     );
-    let stored = block_on(store.get(job.id)).unwrap().unwrap();
+    let stored = store.get();
     assert_eq!(stored.state, JobState::Success);
     for record in &stored.notifications {
         assert_eq!(record.status, DeliveryStatus::Failed);
@@ -170,14 +171,13 @@ fn abandoned() -> imgchkr_core::ErrorMap {
 
 #[test]
 fn giving_up_on_a_started_job_fails_it_and_sends_on_failure_once() {
-    let (store, notifier, job) = (Jobs::default(), RecordingNotifier::new(), new_job());
-    block_on(store.insert(job.clone())).unwrap();
-    let started = JobUpdate::Started {
+    let (notifier, job) = (RecordingNotifier::new(), new_job());
+    let store = Jobs::new(&job);
+    store.apply(JobUpdate::Started {
         at: time::OffsetDateTime::now_utc(),
-    };
-    block_on(store.update(job.id, started)).unwrap();
+    });
 
-    let state = block_on(give_up(&job, &store, &notifier, abandoned())).unwrap();
+    let state = block_on(give_up(&store.get(), &store, &notifier, abandoned())).unwrap();
     assert_eq!(state, JobState::Failed);
     let sent = notifier.sent();
     assert_eq!(sent.len(), 1, "only the final event: {sent:?}");
@@ -195,7 +195,7 @@ fn giving_up_on_a_started_job_fails_it_and_sends_on_failure_once() {
             job.id
         )
     );
-    let stored = block_on(store.get(job.id)).unwrap().unwrap();
+    let stored = store.get();
     assert_eq!(stored.state, JobState::Failed);
     assert_eq!(stored.errors, Some(abandoned()));
     assert!(stored.finished_at.is_some());
@@ -207,28 +207,28 @@ fn giving_up_on_a_started_job_fails_it_and_sends_on_failure_once() {
     assert_eq!(records, [(Event::OnFailure, DeliveryStatus::Delivered)]);
 
     // Again (the worker giving up died before acknowledging): already delivered, not resent.
-    let state = block_on(give_up(&job, &store, &notifier, abandoned())).unwrap();
+    let state = block_on(give_up(&store.get(), &store, &notifier, abandoned())).unwrap();
     assert_eq!(state, JobState::Failed);
     assert_eq!(notifier.sent().len(), 1);
 }
 
 #[test]
 fn giving_up_keeps_a_verdict_already_in_and_sends_its_final_event() {
-    let (store, notifier, job) = (Jobs::default(), RecordingNotifier::new(), new_job());
-    block_on(store.insert(job.clone())).unwrap();
-    let verdict = JobUpdate::Verdict {
+    let (notifier, job) = (RecordingNotifier::new(), new_job());
+    let store = Jobs::new(&job);
+    store.apply(JobUpdate::Verdict {
         errors: None,
+        warnings: Vec::new(),
         at: time::OffsetDateTime::now_utc(),
-    };
-    block_on(store.update(job.id, verdict)).unwrap();
+    });
 
-    let state = block_on(give_up(&job, &store, &notifier, abandoned())).unwrap();
+    let state = block_on(give_up(&store.get(), &store, &notifier, abandoned())).unwrap();
     assert_eq!(state, JobState::Success, "the verdict stands");
     let sent = notifier.sent();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].event, Event::OnSuccess);
     assert_eq!(sent[0].payload.errors, None);
-    let stored = block_on(store.get(job.id)).unwrap().unwrap();
+    let stored = store.get();
     assert_eq!(stored.state, JobState::Success);
     assert_eq!(stored.errors, None);
     assert_eq!(stored.notifications[0].status, DeliveryStatus::Delivered);
@@ -236,16 +236,16 @@ fn giving_up_keeps_a_verdict_already_in_and_sends_its_final_event() {
 
 #[test]
 fn a_failed_final_delivery_is_retried_by_giving_up() {
-    let (store, job) = (Jobs::default(), new_job());
-    block_on(store.insert(job.clone())).unwrap();
+    let job = new_job();
+    let store = Jobs::new(&job);
     let refused = RecordingNotifier::failing("connection refused");
     assert_eq!(
-        block_on(give_up(&job, &store, &refused, abandoned())).unwrap(),
+        block_on(give_up(&store.get(), &store, &refused, abandoned())).unwrap(),
         JobState::Failed
     );
-    let stored = block_on(store.get(job.id)).unwrap().unwrap();
+    let stored = store.get();
     assert_eq!(stored.notifications[0].status, DeliveryStatus::Failed);
     let notifier = RecordingNotifier::new();
-    block_on(give_up(&job, &store, &notifier, abandoned())).unwrap();
+    block_on(give_up(&store.get(), &store, &notifier, abandoned())).unwrap();
     assert_eq!(notifier.sent().len(), 1, "not yet delivered: sent again");
 }
