@@ -306,6 +306,7 @@ impl Worker {
         if lease.deliveries > 1 {
             metrics::counter!(REDELIVERED).increment(1);
         }
+        debug!(deliveries = lease.deliveries, "started");
         let mut backoff = RETRY_FIRST;
         let mut settled = false;
         for retry in 0..=JOB_RETRIES {

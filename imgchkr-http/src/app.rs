@@ -1,25 +1,41 @@
 //! What every request handler shares.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use imgchkr_core::Engine;
+use imgchkr_core::admission::IdDeriver;
+use imgchkr_core::engine::Admission;
+use imgchkr_core::worker::Worker;
+use imgchkr_notify::RemoteSources;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::Auth;
-use crate::worker::Workers;
+use crate::monitor::EngineMonitor;
+use crate::webhooks::Webhooks;
 
 /// The service's shared state.
 pub struct App {
-    /// The store, queue and notifier, shared with the workers.
-    pub workers: Arc<Workers>,
-    /// Whether this process runs workers (`serve`, `worker`).
-    pub runs_workers: bool,
+    /// Where jobs are recorded and queued.
+    pub engine: Arc<dyn Engine>,
+    /// This process's workers (`serve`, `worker`), for readiness.
+    pub worker: Option<Arc<Worker>>,
+    /// The engine's reachability and queue figures, refreshed in the background.
+    pub monitor: Arc<EngineMonitor>,
     /// Whether this listener serves /assets (`false`: the `--metrics-listen` listener, which
     /// serves only /healthz, /readyz and /metrics).
     pub serves_api: bool,
     /// Who may call /assets.
     pub auth: Auth,
+    /// Queue capacity and the per-tenant share.
+    pub admission: Admission,
+    /// Ids of `Idempotency-Key`s.
+    pub ids: IdDeriver,
+    /// Vets notification URLs at submission (the webhook destination policy).
+    pub webhooks: Arc<dyn Webhooks>,
+    /// Vets `url`/`s3` assets at submission; `None` when only `local` is enabled.
+    pub remote: Option<RemoteSources>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// How long a client may take to send a body.
@@ -28,19 +44,21 @@ pub struct App {
     pub locations: Vec<&'static str>,
     /// Renders /metrics; `None` when another recorder is installed.
     pub metrics: Option<PrometheusHandle>,
+    /// Set once shutdown begins: new submissions are refused.
+    pub closing: Arc<AtomicBool>,
 }
 
 impl App {
     /// Why the service is not ready to accept jobs, if it is not.
-    pub fn not_ready(&self) -> Option<&'static str> {
-        if !self.workers.backend.is_reachable() {
-            Some("redis unavailable")
-        } else if self.runs_workers && !self.workers.alive.load(Ordering::SeqCst) {
-            Some("workers stopped")
-        } else if self.workers.backend.is_closed() {
-            Some("shutting down")
-        } else if self.workers.backend.is_full() {
-            Some("queue full")
+    pub fn not_ready(&self) -> Option<String> {
+        if let Some(reason) = self.monitor.unavailable() {
+            Some(reason)
+        } else if self.closing.load(Ordering::SeqCst) {
+            Some("shutting down".into())
+        } else if self.worker.as_ref().is_some_and(|w| !w.is_running()) {
+            Some("workers stopped".into())
+        } else if self.monitor.waiting() >= self.admission.capacity {
+            Some("queue full".into())
         } else {
             None
         }

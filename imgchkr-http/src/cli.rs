@@ -1,4 +1,4 @@
-//! The command line: `imgchkr [serve] [FLAGS]`, `imgchkr api|worker --redis URL [FLAGS]` and
+//! The command line: `imgchkr [serve] [FLAGS]`, `imgchkr api|worker --store URL [FLAGS]` and
 //! `imgchkr check [--json] PATH...`.
 
 use std::net::SocketAddr;
@@ -32,9 +32,11 @@ impl Cli {
 pub enum Command {
     /// Run the HTTP service and its workers (the default).
     Serve(Box<ServeArgs>),
-    /// Run only the HTTP API; jobs go to Redis for `imgchkr worker` processes (needs --redis).
+    /// Run only the HTTP API; jobs go to a shared store for `imgchkr worker` processes
+    /// (needs a shared --store: redis:// or postgres://).
     Api(Box<ServeArgs>),
-    /// Run only workers taking jobs from Redis; no HTTP listener (needs --redis).
+    /// Run only workers taking jobs from a shared store; no HTTP listener (needs a shared
+    /// --store: redis:// or postgres://).
     Worker(Box<ServeArgs>),
     /// Validate local files with the service's rules and texts; exit 0 if all are valid,
     /// 1 if any is invalid, 2 on a usage error.
@@ -140,9 +142,10 @@ pub struct ServeArgs {
     /// How long a finished job stays readable (e.g. 90s, 30m, 1h, 2d).
     #[arg(long, env = "IMGCHKR_JOB_RETENTION", default_value = "1h", value_parser = parse_duration)]
     pub job_retention: Duration,
-    /// How many jobs are kept; past it the oldest finished jobs are forgotten.
+    /// How many jobs are kept per tenant; past it that tenant's oldest finished jobs are
+    /// forgotten (never another tenant's).
     #[arg(long, env = "IMGCHKR_MAX_JOBS", default_value_t = 100_000)]
-    pub max_jobs: usize,
+    pub max_jobs: u64,
     /// A tenant and its bearer token, TENANT:TOKEN; repeatable. With none, /assets is open.
     #[arg(long = "auth-token", env = "IMGCHKR_AUTH_TOKENS", hide_env_values = true, value_delimiter = ',', value_parser = parse_token)]
     pub auth_tokens: Vec<(String, String)>,
@@ -158,8 +161,27 @@ pub struct ServeArgs {
     /// Log line format (filter with RUST_LOG, default info).
     #[arg(long, env = "IMGCHKR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
-    /// Store and queue jobs in this Redis (`redis://[user:pass@]host:port[/db]`), shared by
-    /// `api` and `worker` processes. Unset: in memory (`serve` only).
+    /// Where job records live: `sqlite:PATH` (the embedded durable default, relative to the
+    /// working directory or absolute), `memory:` (lost on exit), `redis://…`/`rediss://…` or
+    /// `postgres://…` (shared by `api` and `worker` processes).
+    #[arg(
+        long,
+        env = "IMGCHKR_STORE",
+        hide_env_values = true,
+        value_name = "URL",
+        conflicts_with = "redis"
+    )]
+    pub store: Option<String>,
+    /// How waiting jobs reach workers: any store URL, or `amqp://…` (RabbitMQ, beside a
+    /// shared store) [default: the store].
+    #[arg(
+        long,
+        env = "IMGCHKR_QUEUE",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub queue: Option<String>,
+    /// A synonym of `--store` with a `redis://` URL.
     #[arg(
         long,
         env = "IMGCHKR_REDIS",
@@ -167,18 +189,18 @@ pub struct ServeArgs {
         value_name = "URL"
     )]
     pub redis: Option<String>,
-    /// Redis: a job whose worker has sent no heartbeat for this long is taken over by another
+    /// A job whose worker has sent no heartbeat for this long is taken over by another
     /// worker (a worker killed mid-job costs this much delay).
-    #[arg(long, env = "IMGCHKR_REDIS_RECLAIM_IDLE", default_value = "60s", value_parser = parse_duration)]
-    pub redis_reclaim_idle: Duration,
-    /// Redis: how often a worker refreshes the jobs it holds; must be under
-    /// --redis-reclaim-idle.
-    #[arg(long, env = "IMGCHKR_REDIS_HEARTBEAT", default_value = "15s", value_parser = parse_duration)]
-    pub redis_heartbeat: Duration,
-    /// Redis: a job handed out this many times without finishing (its workers keep dying) is
-    /// parked as failed.
-    #[arg(long, env = "IMGCHKR_REDIS_MAX_DELIVERIES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
-    pub redis_max_deliveries: u32,
+    #[arg(long, alias = "redis-reclaim-idle", env = "IMGCHKR_LEASE_IDLE", default_value = "60s", value_parser = parse_duration)]
+    pub lease_idle: Duration,
+    /// How often a worker pushes back the leases of the jobs it holds; must be under
+    /// --lease-idle.
+    #[arg(long, alias = "redis-heartbeat", env = "IMGCHKR_HEARTBEAT", default_value = "15s", value_parser = parse_duration)]
+    pub heartbeat: Duration,
+    /// A job handed out more than this many times without finishing (its workers keep
+    /// dying) is parked as failed, with its onFailure sent.
+    #[arg(long, alias = "redis-max-deliveries", env = "IMGCHKR_MAX_DELIVERIES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_deliveries: u32,
     /// Also serve /healthz, /readyz and /metrics (and nothing else) on this address: the way
     /// to probe and scrape `imgchkr worker`, which has no API listener.
     #[arg(long, env = "IMGCHKR_METRICS_LISTEN", value_name = "ADDR")]
@@ -212,6 +234,19 @@ impl ServeArgs {
         ServeArgs::from_arg_matches(&command.try_get_matches_from(["imgchkr"])?)
     }
 
+    /// The store URL: `--store`, `--redis`, or the embedded default.
+    pub fn store_url(&self) -> &str {
+        self.store
+            .as_deref()
+            .or(self.redis.as_deref())
+            .unwrap_or(DEFAULT_STORE)
+    }
+
+    /// The queue URL: `--queue`, or the store's.
+    pub fn queue_url(&self) -> &str {
+        self.queue.as_deref().unwrap_or_else(|| self.store_url())
+    }
+
     /// Blocking validation threads: `--workers`, or the available cores.
     pub fn workers(&self) -> usize {
         self.workers
@@ -233,6 +268,9 @@ impl ServeArgs {
             .clamp(1, self.queue_capacity.max(1))
     }
 }
+
+/// The store when none is given: the embedded durable engine, in the working directory.
+pub const DEFAULT_STORE: &str = "memory:";
 
 /// Parses `90`, `90s`, `250ms`, `30m`, `1h`, `2d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -280,8 +318,10 @@ mod tests {
         let defaults = ServeArgs::default();
         assert_eq!(defaults.listen, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(defaults.queue_capacity, 10_000);
-        assert_eq!(defaults.redis_reclaim_idle, Duration::from_secs(60));
-        assert_eq!(defaults.redis_max_deliveries, 5);
+        assert_eq!(defaults.lease_idle, Duration::from_secs(60));
+        assert_eq!(defaults.max_deliveries, 5);
+        assert_eq!(defaults.store_url(), DEFAULT_STORE);
+        assert_eq!(defaults.queue_url(), DEFAULT_STORE);
         assert!(defaults.redis.is_none() && defaults.metrics_listen.is_none());
         assert_eq!(defaults.limits.policy(), Policy::default());
     }

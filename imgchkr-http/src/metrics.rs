@@ -8,12 +8,11 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const REQUESTS: &str = "imgchkr_http_requests_total";
 /// Request latency by route, seconds.
 pub const REQUEST_SECONDS: &str = "imgchkr_http_request_duration_seconds";
-/// Jobs waiting for a worker.
+/// Jobs waiting for a worker (the engine's, all processes).
 pub const QUEUE_DEPTH: &str = "imgchkr_queue_depth";
-/// Jobs in flight (started, not yet done with their webhooks).
-pub const JOBS_IN_FLIGHT: &str = "imgchkr_jobs_in_flight";
-/// Finished jobs by final state.
-pub const JOBS: &str = "imgchkr_jobs_total";
+/// 1 while the engine answers this process's checks, else 0.
+pub const ENGINE_UP: &str = "imgchkr_engine_up";
+pub use imgchkr_core::worker::{JOBS, JOBS_IN_FLIGHT, PARKED, REDELIVERED};
 /// Header probe and policy check, seconds.
 pub const VALIDATION_SECONDS: &str = "imgchkr_validation_duration_seconds";
 /// Submissions refused because the queue was full.
@@ -40,8 +39,20 @@ fn describe() {
     metrics::describe_counter!(REQUESTS, "HTTP requests by route and status.");
     metrics::describe_histogram!(REQUEST_SECONDS, "HTTP request latency by route.");
     metrics::describe_gauge!(QUEUE_DEPTH, "Jobs waiting for a worker.");
-    metrics::describe_gauge!(JOBS_IN_FLIGHT, "Jobs being run.");
-    metrics::describe_counter!(JOBS, "Finished jobs by final state.");
+    metrics::describe_gauge!(
+        ENGINE_UP,
+        "1 while the engine answers this process, else 0."
+    );
+    metrics::describe_gauge!(JOBS_IN_FLIGHT, "Jobs this process is running.");
+    metrics::describe_counter!(
+        JOBS,
+        "Jobs run to their end by this process, by final state."
+    );
+    metrics::describe_counter!(
+        REDELIVERED,
+        "Jobs taken over after their worker stopped heartbeating or released them."
+    );
+    metrics::describe_counter!(PARKED, "Jobs parked as failed after too many deliveries.");
     metrics::describe_histogram!(VALIDATION_SECONDS, "Header probe and policy check time.");
     metrics::describe_counter!(
         QUEUE_REJECTIONS,

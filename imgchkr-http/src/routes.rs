@@ -60,6 +60,7 @@ impl Route<'_> {
     fn allowed(&self) -> &'static str {
         match self {
             Route::Images => "GET, POST",
+            Route::Job(_) => "GET, DELETE",
             _ => "GET",
         }
     }
@@ -88,23 +89,25 @@ async fn dispatch(app: &App, route: Route<'_>, request: Request<Incoming>) -> Re
         }
         (Route::Healthz, &Method::GET) => return health::healthz(),
         (Route::Readyz, &Method::GET) => return health::readyz(app),
-        (Route::Metrics, &Method::GET) => return health::metrics(app),
+        (Route::Metrics, &Method::GET) => return health::metrics(app).await,
         _ if !app.serves_api => {
             return response::error(StatusCode::NOT_FOUND, "path", "No such resource.");
         }
         (Route::Images, &Method::GET | &Method::POST) => {}
-        (Route::Assets | Route::Job(_), &Method::GET) => {}
+        (Route::Job(_), &Method::GET | &Method::DELETE) => {}
+        (Route::Assets, &Method::GET) => {}
         _ => return method_not_allowed(&route, &method),
     }
     let tenant = match app.auth.tenant(request.headers()) {
-        Ok(tenant) => tenant,
+        Ok(tenant) => tenant.unwrap_or_default(),
         Err(refusal) => return *refusal,
     };
     let query = request.uri().query();
     match route {
-        Route::Images if method == Method::POST => submit::submit(app, tenant, request).await,
-        Route::Images | Route::Assets => list::list(app, tenant.as_deref(), query).await,
-        Route::Job(id) => get::get(app, tenant.as_deref(), id).await,
+        Route::Images if method == Method::POST => submit::submit(app, &tenant, request).await,
+        Route::Images | Route::Assets => list::list(app, &tenant, query).await,
+        Route::Job(id) if method == Method::DELETE => get::cancel(app, &tenant, id).await,
+        Route::Job(id) => get::get(app, &tenant, id).await,
         _ => response::error(StatusCode::NOT_FOUND, "path", "No such resource."),
     }
 }

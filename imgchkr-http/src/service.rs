@@ -18,45 +18,64 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use imgchkr_core::{ImageDir, MemoryStore, Notifier, Retention};
+use imgchkr_core::admission::IdDeriver;
+use imgchkr_core::engine::WorkerId;
+use imgchkr_core::engine::{Admission, Retention};
+use imgchkr_core::worker::{Worker, WorkerConfig, purge_forever};
+use imgchkr_core::{Engine, ImageDir, JobId, Notifier};
 use imgchkr_notify::{DestinationCheck, RemoteSources, WebhookNotifier};
 use metrics_exporter_prometheus::PrometheusHandle;
+use time::OffsetDateTime;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::app::App;
 use crate::auth::Auth;
-use crate::backend::Backend;
 use crate::cli::ServeArgs;
-use crate::queue::MemoryQueue;
-use crate::redis::RedisConfig;
+use crate::monitor::EngineMonitor;
 use crate::server::{self, HttpConfig};
+use crate::validation::Validation;
 use crate::webhooks::{Checked, Webhooks};
-use crate::worker::Workers;
 
 /// Which parts of the service this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// HTTP API and workers (in memory, or on Redis with `--redis`).
+    /// HTTP API and workers.
     Serve,
-    /// HTTP API only; jobs go to Redis.
+    /// HTTP API only; jobs go to a shared store.
     Api,
-    /// Workers only, taking jobs from Redis; no API listener.
+    /// Workers only, taking jobs from a shared store; no API listener.
     Worker,
 }
+
+/// How often finished jobs past their retention are forgotten, and how many at a time.
+const PURGE_EVERY: Duration = Duration::from_secs(1);
+const PURGE_BUDGET: u64 = 1000;
 
 /// Why a service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    /// `api` and `worker` share jobs through Redis and cannot run without it.
-    #[error("`api` and `worker` need --redis (IMGCHKR_REDIS): they share jobs through it")]
-    NeedsRedis,
+    /// `api` and `worker` share jobs through a shared store and cannot run on a single-node
+    /// one.
+    #[error(
+        "`api` and `worker` need a shared --store (redis:// or postgres://): {store} is single-node, for `serve` only"
+    )]
+    SingleNode {
+        /// The store URL.
+        store: String,
+    },
+    /// The engine could not be chosen or opened.
+    #[error(transparent)]
+    Engine(#[from] crate::engines::EngineError),
+    /// The settings contradict each other.
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// The directory `local` paths resolve in cannot be opened.
     #[error("cannot open the image directory {dir}: {source}")]
     ImageDir {
@@ -71,12 +90,6 @@ pub enum ServiceError {
     /// The remote location settings are invalid.
     #[error("invalid remote location configuration: {0}")]
     Remote(String),
-    /// The Redis settings are invalid.
-    #[error("invalid Redis configuration: {0}")]
-    RedisConfig(String),
-    /// Redis could not be reached at start.
-    #[error("cannot connect to Redis: {0}")]
-    Redis(String),
     /// An address could not be listened on.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -116,7 +129,7 @@ impl Service {
         }
     }
 
-    /// Runs only part of the service (`Api` and `Worker` need `args.redis`).
+    /// Runs only part of the service (`Api` and `Worker` need a shared store).
     pub fn role(mut self, role: Role) -> Service {
         self.role = role;
         self
@@ -146,7 +159,7 @@ impl Service {
         Ok(())
     }
 
-    /// Sets everything up: connects the backend, binds the listeners and starts the workers.
+    /// Sets everything up: opens the engine, binds the listeners and starts the workers.
     /// Requests are answered once [`Running::serve_until`] is called.
     pub async fn start(self) -> Result<Running, ServiceError> {
         let Service {
@@ -154,8 +167,11 @@ impl Service {
             role,
             delivery,
         } = self;
-        if role != Role::Serve && args.redis.is_none() {
-            return Err(ServiceError::NeedsRedis);
+        if args.heartbeat.is_zero() || args.heartbeat >= args.lease_idle {
+            return Err(ServiceError::Config(format!(
+                "--heartbeat ({:?}) must be above zero and under --lease-idle ({:?})",
+                args.heartbeat, args.lease_idle
+            )));
         }
         let metrics = metrics_handle();
         let image_dir =
@@ -165,31 +181,54 @@ impl Service {
             })?;
         let webhooks = notifier(&args, delivery)?;
         let remote = remote_sources(&args)?;
-        let backend = backend(&args).await?;
-        let max_jobs = u32::try_from(args.max_concurrent_jobs.clamp(1, Semaphore::MAX_PERMITS))
-            .unwrap_or(u32::MAX);
-        let workers = Arc::new(Workers {
-            backend,
-            webhooks,
-            image_dir: Arc::new(image_dir),
-            remote,
-            policy: args.limits.policy(),
-            probe_slots: Arc::new(Semaphore::new(args.workers())),
-            blocking_local_reads: args.blocking_local_reads,
-            job_slots: Arc::new(Semaphore::new(max_jobs as usize)),
-            max_jobs,
-            alive: Arc::new(AtomicBool::new(false)),
+        let engine = crate::engines::open(&args).await?;
+        if role != Role::Serve && !engine.is_shared() {
+            return Err(ServiceError::SingleNode {
+                store: crate::engines::redacted(args.store_url()),
+            });
+        }
+        let monitor = EngineMonitor::spawn(Arc::clone(&engine));
+        let closing = Arc::new(AtomicBool::new(false));
+        let worker = (role != Role::Api).then(|| {
+            let validation = Validation {
+                image_dir: Arc::new(image_dir),
+                remote: remote.clone(),
+                policy: args.limits.policy(),
+                blocking_local_reads: args.blocking_local_reads,
+                blocking_slots: Arc::new(Semaphore::new(args.workers())),
+            };
+            let mut config = WorkerConfig::new(WorkerId::generate(), args.max_concurrent_jobs);
+            config.lease_idle = args.lease_idle;
+            config.heartbeat_every = args.heartbeat;
+            config.max_deliveries = args.max_deliveries;
+            config.poll_every = (args.lease_idle / 4).min(Duration::from_secs(5));
+            Worker::new(
+                Arc::clone(&engine),
+                Arc::clone(&webhooks) as Arc<dyn Notifier>,
+                Arc::new(validation),
+                Arc::new(crate::runtime::Tokio),
+                config,
+            )
         });
+        let ids = IdDeriver::new(id_secret(&*engine).await.as_bytes());
+        let admission =
+            Admission::new(args.queue_capacity as u64, args.tenant_queue_share() as u64);
         let app = |serves_api: bool| {
             Arc::new(App {
-                workers: Arc::clone(&workers),
-                runs_workers: role != Role::Api,
+                engine: Arc::clone(&engine),
+                worker: worker.clone(),
+                monitor: Arc::clone(&monitor),
                 serves_api,
                 auth: Auth::new(&args.auth_tokens),
+                admission,
+                ids: ids.clone(),
+                webhooks: Arc::clone(&webhooks),
+                remote: remote.clone(),
                 max_body_bytes: args.max_body_bytes,
                 body_read_timeout: args.body_read_timeout,
                 locations: args.remote.location_names(),
                 metrics: metrics.clone(),
+                closing: Arc::clone(&closing),
             })
         };
         let api = match role {
@@ -200,12 +239,31 @@ impl Service {
             Some(addr) => Some((bind(addr).await?, app(false))),
             None => None,
         };
-        let dispatcher = (role != Role::Api).then(|| workers.spawn());
+        let retention = Retention::new(args.job_retention, args.max_jobs);
+        let purge = tokio::spawn(purge_forever(
+            Arc::clone(&engine),
+            Arc::new(crate::runtime::Tokio),
+            retention,
+            PURGE_EVERY,
+            PURGE_BUDGET,
+        ));
+        let workers = worker.map(|worker| {
+            let (stop, stopped) = oneshot::channel::<()>();
+            let drain = args.drain_timeout;
+            let task = tokio::spawn(async move {
+                let stop = async move {
+                    let _ = stopped.await;
+                };
+                worker.run(stop, drain).await
+            });
+            (stop, task)
+        });
         let running = Running {
-            workers,
             api,
             ops,
-            dispatcher,
+            workers,
+            purge,
+            closing,
             http: HttpConfig {
                 header_read_timeout: args.header_read_timeout,
                 close_timeout: args.drain_timeout.min(Duration::from_secs(5)),
@@ -219,22 +277,53 @@ impl Service {
             // The exact form tests and scripts look for: `listening addr=<ip>:<port>`.
             Some(addr) => info!(
                 %addr,
-                image_dir = %running.workers.image_dir.path().display(),
+                image_dir = %args.image_dir.display(),
+                store = %crate::engines::redacted(args.store_url()),
                 workers = args.workers(),
                 "listening addr={addr}"
             ),
-            None => info!(workers = args.workers(), "worker started"),
+            None => info!(
+                store = %crate::engines::redacted(args.store_url()),
+                workers = args.workers(),
+                "worker started"
+            ),
         }
         Ok(running)
     }
 }
 
+/// The deployment's secret for `Idempotency-Key` ids: the first process to start makes it and
+/// the engine keeps it, so every API process (and the next start) derives the same ids. A
+/// process that cannot reach the engine uses one of its own meanwhile (its derived ids then
+/// differ, which only weakens deduplication of retries across processes).
+async fn id_secret(engine: &dyn Engine) -> String {
+    let mine = format!(
+        "{}{}",
+        JobId::random().0.simple(),
+        JobId::random().0.simple()
+    );
+    let now = OffsetDateTime::now_utc();
+    let forever = now + Duration::from_secs(100 * 365 * 86_400);
+    match engine
+        .remember("imgchkr:id-secret", &mine, forever, now)
+        .await
+    {
+        Ok(Some(existing)) => existing,
+        Ok(None) => mine,
+        Err(e) => {
+            warn!(error = %e, "cannot read the deployment's id secret; using this process's own");
+            mine
+        }
+    }
+}
+
 /// A started service: listeners bound, workers taking jobs.
 pub struct Running {
-    workers: Arc<Workers>,
     api: Option<(TcpListener, Arc<App>)>,
     ops: Option<(TcpListener, Arc<App>)>,
-    dispatcher: Option<JoinHandle<()>>,
+    workers: Option<(oneshot::Sender<()>, JoinHandle<usize>)>,
+    purge: JoinHandle<()>,
+    closing: Arc<AtomicBool>,
     http: HttpConfig,
     drain_timeout: Duration,
 }
@@ -254,10 +343,11 @@ impl Running {
     /// finish, and drains the jobs (within the drain timeout).
     pub async fn serve_until(self, stop: impl Future<Output = ()>) {
         let Running {
-            workers,
             api,
             ops,
-            dispatcher,
+            workers,
+            purge,
+            closing,
             http,
             drain_timeout,
         } = self;
@@ -274,16 +364,29 @@ impl Running {
             })
             .collect();
         stop.await;
+        closing.store(true, Ordering::SeqCst);
         drop(stop_tx);
         for server in servers {
             if let Err(e) = server.await {
                 warn!(error = %e, "listener task failed");
             }
         }
-        match dispatcher {
-            Some(dispatcher) => drain(&workers, dispatcher, drain_timeout).await,
-            None => workers.backend.close(),
+        if let Some((stop_workers, task)) = workers {
+            info!(
+                drain_timeout_secs = drain_timeout.as_secs_f64(),
+                "stopped accepting; draining jobs"
+            );
+            let _ = stop_workers.send(());
+            match task.await {
+                Ok(0) => {}
+                Ok(released) => warn!(
+                    released,
+                    "drain timeout: jobs still running were released for a takeover"
+                ),
+                Err(e) => warn!(error = %e, "worker task failed"),
+            }
         }
+        purge.abort();
         info!("stopped");
     }
 }
@@ -326,70 +429,6 @@ fn metrics_handle() -> Option<PrometheusHandle> {
             }
         })
         .clone()
-}
-
-async fn drain(workers: &Workers, dispatcher: JoinHandle<()>, timeout: Duration) {
-    info!(
-        queued = workers.backend.local_len(),
-        drain_timeout_secs = timeout.as_secs_f64(),
-        "stopped accepting; draining jobs"
-    );
-    let abandoned = workers.drain(dispatcher, timeout).await;
-    if abandoned > 0 {
-        warn!(
-            abandoned,
-            "drain timeout: jobs still queued or running are lost"
-        );
-    }
-}
-
-/// The store and queue: in memory, or the shared Redis.
-async fn backend(args: &ServeArgs) -> Result<Backend, ServiceError> {
-    let retention = Retention {
-        max_age: args.job_retention,
-        max_jobs: args.max_jobs,
-    };
-    let Some(url) = &args.redis else {
-        return Ok(Backend::Memory {
-            store: Arc::new(MemoryStore::new(retention)),
-            queue: Arc::new(MemoryQueue::new(
-                args.queue_capacity,
-                args.tenant_queue_share(),
-            )),
-        });
-    };
-    let config = redis_config(args, url, retention)?;
-    let (store, queue) = crate::redis::connect(config)
-        .await
-        .map_err(|e| ServiceError::Redis(e.to_string()))?;
-    crate::redis::describe_metrics();
-    Ok(Backend::Redis {
-        store,
-        queue: Arc::new(queue),
-    })
-}
-
-fn redis_config(
-    args: &ServeArgs,
-    url: &str,
-    retention: Retention,
-) -> Result<RedisConfig, ServiceError> {
-    if args.redis_heartbeat.is_zero() || args.redis_heartbeat >= args.redis_reclaim_idle {
-        return Err(ServiceError::RedisConfig(format!(
-            "--redis-heartbeat ({:?}) must be above zero and under --redis-reclaim-idle ({:?})",
-            args.redis_heartbeat, args.redis_reclaim_idle
-        )));
-    }
-    let mut config = RedisConfig::new(url);
-    config.capacity = args.queue_capacity;
-    config.per_tenant = args.tenant_queue_share();
-    config.retention = retention;
-    config.reclaim_idle = args.redis_reclaim_idle;
-    config.heartbeat_every = args.redis_heartbeat;
-    // Scan for abandoned jobs often enough that one is taken over within about the idle time.
-    config.reclaim_every = config.reclaim_every.min(args.redis_reclaim_idle / 2);
-    config.max_deliveries = args.redis_max_deliveries;
-    Ok(config)
 }
 
 /// The notifier: the webhook sender the flags describe, or the caller's.

@@ -151,7 +151,7 @@ fn sigterm_finishes_in_flight_jobs_and_their_webhooks() {
     let hooks = Receiver::start();
     hooks.set_delay(Duration::from_millis(700));
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start_env(dir, &["--drain-timeout", "10s"], "imgchkr_http=debug,info");
+    let mut server = Server::start_env(dir, &["--drain-timeout", "10s"], "imgchkr_core=debug,info");
     server.write("ok.jpg", &jpeg_header(10, 10));
     let id = id_of(&server.submit(&hooks.submission("ok.jpg")));
     hooks.wait_hooks(&id, 1);

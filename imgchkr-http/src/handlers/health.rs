@@ -4,7 +4,6 @@ use hyper::StatusCode;
 use serde_json::json;
 
 use crate::app::App;
-use crate::metrics as m;
 use crate::response::{self, Resp};
 
 /// Alive: the process answers.
@@ -12,8 +11,8 @@ pub fn healthz() -> Resp {
     response::json(StatusCode::OK, &json!({"status": "ok"}))
 }
 
-/// Ready: accepting jobs (Redis reachable, queue not full, workers running, not shutting
-/// down).
+/// Ready: accepting jobs (the engine reachable, the queue not full, workers running, not
+/// shutting down).
 pub fn readyz(app: &App) -> Resp {
     match app.not_ready() {
         None => response::json(StatusCode::OK, &json!({"status": "ready"})),
@@ -24,12 +23,9 @@ pub fn readyz(app: &App) -> Resp {
     }
 }
 
-/// The Prometheus exposition.
-pub fn metrics(app: &App) -> Resp {
-    // Redis sets the depth gauge itself (on pop), from the shared queue.
-    if let crate::backend::Backend::Memory { queue, .. } = &app.workers.backend {
-        metrics::gauge!(m::QUEUE_DEPTH).set(queue.len() as f64);
-    }
+/// The Prometheus exposition, the queue's figures read from the engine first.
+pub async fn metrics(app: &App) -> Resp {
+    app.monitor.refresh(&*app.engine).await;
     match &app.metrics {
         Some(handle) => response::text(
             StatusCode::OK,

@@ -1,8 +1,8 @@
 //! `GET /assets/image` and `GET /assets/`: recent jobs, newest first, a page at a time.
 
 use hyper::StatusCode;
-use imgchkr_core::store::ListQuery;
-use imgchkr_core::{FieldErrors, Job, JobId, JobState};
+use imgchkr_core::engine::ListQuery;
+use imgchkr_core::{FieldErrors, Job, JobId, JobKey, JobState};
 use serde::Serialize;
 
 use crate::app::App;
@@ -21,15 +21,17 @@ struct Page {
 }
 
 /// `?state=failed&limit=50&cursor=<id>`: `{"jobs": [...], "next": "<id>" | null}`.
-pub async fn list(app: &App, tenant: Option<&str>, query: Option<&str>) -> Resp {
+pub async fn list(app: &App, tenant: &str, query: Option<&str>) -> Resp {
     let mut errors = FieldErrors::default();
-    let mut page = ListQuery::new(DEFAULT_LIMIT);
-    page.tenant = tenant.map(str::to_owned);
+    let mut page = ListQuery::tenant(tenant, DEFAULT_LIMIT);
     for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match &*key {
             "state" => match value.parse::<JobState>() {
                 Ok(state) => page.state = Some(state),
-                Err(()) => errors.add("state", "Must be one of: queued, started, success, failed."),
+                Err(()) => errors.add(
+                    "state",
+                    "Must be one of: queued, started, success, failed, cancelled.",
+                ),
             },
             "limit" => match value.parse::<usize>() {
                 Ok(limit @ 1..=MAX_LIMIT) => page.limit = limit,
@@ -39,7 +41,7 @@ pub async fn list(app: &App, tenant: Option<&str>, query: Option<&str>) -> Resp 
                 ),
             },
             "cursor" => match value.parse::<JobId>() {
-                Ok(id) => page.before = Some(id),
+                Ok(id) => page.before = Some(JobKey::new(tenant, id)),
                 Err(_) => errors.add("cursor", "Must be a job id from a previous page's next."),
             },
             // Unknown parameters are ignored, as clients ignore unknown fields.
@@ -52,7 +54,7 @@ pub async fn list(app: &App, tenant: Option<&str>, query: Option<&str>) -> Resp 
     let limit = page.limit;
     // One extra tells whether another page exists.
     page.limit += 1;
-    let mut jobs = match app.workers.backend.list(&page).await {
+    let mut jobs = match app.engine.list(&page).await {
         Ok(jobs) => jobs,
         Err(e) => return crate::handlers::submit::store_error(&e),
     };

@@ -1,5 +1,5 @@
-//! `POST /assets/image`: decode, vet, store, enqueue, answer 202. Every refusal happens
-//! before anything is queued or sent.
+//! `POST /assets/image`: decode, vet, admit (record and enqueue in one engine step), answer.
+//! Every refusal happens before anything is queued or sent.
 
 use std::time::Duration;
 
@@ -8,23 +8,24 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, RETRY_AFTER};
 use hyper::{Request, StatusCode};
-use imgchkr_core::store::Inserted;
-use imgchkr_core::{Event, FieldErrors, Job, JobId, StoreError, Submission};
+use imgchkr_core::admission::{self, Admitted};
+use imgchkr_core::engine::Full;
+use imgchkr_core::{Event, FieldErrors, JobId, StoreError, Submission};
 use serde_json::json;
-use uuid::Uuid;
+use time::OffsetDateTime;
 
 use crate::app::App;
 use crate::metrics as m;
 use crate::response::{self, Resp};
 
-/// Namespace of ids derived from an `Idempotency-Key` (UUID v5 of `tenant \n key`).
-const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_3c2e_9a4d_4e0b_8f7a_2d5c_1e9b_0a37);
-
 /// Longest accepted `Idempotency-Key`.
 const MAX_KEY_LEN: usize = 255;
 
-/// Handles a submission from `tenant`.
-pub async fn submit(app: &App, tenant: Option<String>, request: Request<Incoming>) -> Resp {
+/// `Retry-After` on a 503, in seconds.
+pub const RETRY_AFTER_SECS: u32 = 1;
+
+/// Handles a submission from `tenant` (`""` without auth).
+pub async fn submit(app: &App, tenant: &str, request: Request<Incoming>) -> Resp {
     if let Err(refusal) = check_content_type(request.headers()) {
         return *refusal;
     }
@@ -43,49 +44,32 @@ pub async fn submit(app: &App, tenant: Option<String>, request: Request<Incoming
     if let Err(errors) = check_destinations(app, &submission).await {
         return response::errors(StatusCode::BAD_REQUEST, &errors);
     }
+    if app.closing.load(std::sync::atomic::Ordering::SeqCst) {
+        return store_error(&StoreError::Closed);
+    }
 
     let id = submission
         .id
-        .or_else(|| key.map(|key| derived_id(tenant.as_deref(), &key)))
+        .or_else(|| key.map(|key| app.ids.derive(tenant, &key)))
         .unwrap_or_else(JobId::random);
-    let queue_tenant = tenant.clone().unwrap_or_default();
-    let backend = &app.workers.backend;
-    match backend.has_room(&queue_tenant).await {
-        Ok(true) => {}
-        Ok(false) => {
-            // A resubmission of a known job still gets its answer when the queue is full.
-            return match backend.get(id).await {
-                Ok(Some(existing)) => resubmitted(&existing, &submission, tenant.as_deref()),
-                Ok(None) => queue_full(),
-                Err(e) => store_error(&e),
-            };
+    let job = admission::new_job(&submission, tenant, id, OffsetDateTime::now_utc());
+    match admission::admit(&*app.engine, job, app.admission).await {
+        Ok(Admitted::Accepted(job)) => accepted(job.id),
+        Ok(Admitted::Existing(job)) => response::json(StatusCode::OK, &*job),
+        Ok(Admitted::Conflict) => response::error(
+            StatusCode::CONFLICT,
+            "id",
+            "A different submission already uses this id.",
+        ),
+        Err(e) => {
+            if matches!(e, StoreError::Full(Full::Queue)) {
+                app.monitor.saw_full(app.admission.capacity);
+            }
+            store_error(&e)
         }
-        Err(e) => return store_error(&e),
+        // A kind of answer this server does not know: refuse rather than guess.
+        Ok(_) => store_error(&StoreError::Closed),
     }
-
-    let mut job = Job::new(
-        id,
-        submission.asset_path.clone(),
-        submission.notification_urls.clone(),
-    );
-    job.tenant = tenant.clone();
-    match backend.insert(job).await {
-        Ok(Inserted::New) => {}
-        Ok(Inserted::Existing(existing)) => {
-            return resubmitted(&existing, &submission, tenant.as_deref());
-        }
-        Err(e) => return store_error(&e),
-        // A store kind this server does not know: refuse rather than guess.
-        Ok(_) => return queue_full(),
-    }
-    if let Err(e) = backend.push(id, &queue_tenant).await {
-        // Nothing queued: the job must not be visible either.
-        if let Err(removal) = backend.remove(id).await {
-            tracing::warn!(job_id = %id, error = %removal, "an unqueued job could not be removed");
-        }
-        return store_error(&e);
-    }
-    accepted(id)
 }
 
 fn accepted(id: JobId) -> Resp {
@@ -96,67 +80,23 @@ fn accepted(id: JobId) -> Resp {
     response
 }
 
-/// 200 with the job when the resubmission matches it, else 409.
-fn resubmitted(existing: &Job, submission: &Submission, tenant: Option<&str>) -> Resp {
-    let same = existing.tenant.as_deref() == tenant
-        && existing.asset_path == submission.asset_path
-        && existing.notification_urls == submission.notification_urls;
-    if same {
-        response::json(StatusCode::OK, existing)
-    } else {
-        response::error(
-            StatusCode::CONFLICT,
-            "id",
-            "A different submission already uses this id.",
-        )
-    }
-}
-
-fn queue_full() -> Resp {
-    metrics::counter!(m::QUEUE_REJECTIONS).increment(1);
-    let mut response = response::error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "queue",
-        "The job queue is full; retry later.",
-    );
-    response.headers_mut().insert(
-        RETRY_AFTER,
-        HeaderValue::from(crate::queue::RETRY_AFTER_SECS),
-    );
-    response
-}
-
-/// 503 for a store or queue failure: full, shutting down, or the backend unreachable.
+/// 503 with `Retry-After` for an engine failure: full, shutting down, or unreachable.
 pub fn store_error(e: &StoreError) -> Resp {
-    match e {
-        StoreError::Full { .. } => queue_full(),
-        StoreError::Unavailable(reason) => {
-            tracing::warn!(error = %reason, "job backend unavailable");
-            let mut response = response::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store",
-                "The job store is unavailable; retry later.",
-            );
-            response.headers_mut().insert(
-                RETRY_AFTER,
-                HeaderValue::from(crate::queue::RETRY_AFTER_SECS),
-            );
-            response
+    let (field, text) = match e {
+        StoreError::Full(_) => {
+            metrics::counter!(m::QUEUE_REJECTIONS).increment(1);
+            ("queue", "The job queue is full; retry later.")
         }
-        _ => unavailable(),
-    }
-}
-
-fn unavailable() -> Resp {
-    let mut response = response::error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "queue",
-        "The service is shutting down; retry later.",
-    );
-    response.headers_mut().insert(
-        RETRY_AFTER,
-        HeaderValue::from(crate::queue::RETRY_AFTER_SECS),
-    );
+        StoreError::Closed => ("queue", "The service is shutting down; retry later."),
+        _ => {
+            tracing::warn!(error = %e, "job store unavailable");
+            ("store", "The job store is unavailable; retry later.")
+        }
+    };
+    let mut response = response::error(StatusCode::SERVICE_UNAVAILABLE, field, text);
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
     response
 }
 
@@ -200,12 +140,6 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, Box<Resp>> {
             format!("Must be 1 to {MAX_KEY_LEN} visible ASCII characters."),
         ))),
     }
-}
-
-/// The same key from the same tenant always names the same job; tenants never collide.
-fn derived_id(tenant: Option<&str>, key: &str) -> JobId {
-    let name = format!("{}\n{key}", tenant.unwrap_or(""));
-    JobId(Uuid::new_v5(&IDEMPOTENCY_NAMESPACE, name.as_bytes()))
 }
 
 /// Reads at most `max_body_bytes`, within the body timeout: never buffers more than the limit.
@@ -254,14 +188,14 @@ fn human(d: Duration) -> String {
 /// whether it would send to each URL; refusals name the field.
 async fn check_destinations(app: &App, submission: &Submission) -> Result<(), FieldErrors> {
     let mut errors = FieldErrors::default();
-    if let Some(remote) = &app.workers.remote
+    if let Some(remote) = &app.remote
         && let Err(text) = remote.check_asset(&submission.asset_path).await
     {
         errors.add("assetPath.path", text);
     }
     for event in [Event::OnStart, Event::OnSuccess, Event::OnFailure] {
         let url = submission.notification_urls.get(event);
-        if let Err(text) = app.workers.webhooks.check_destination(url).await {
+        if let Err(text) = app.webhooks.check_destination(url).await {
             errors.add(format!("notifications.{}", event.name()), text);
         }
     }

@@ -1,0 +1,104 @@
+//! Choosing the engine from `--store` and `--queue` (ENGINES.md): the one place the binary
+//! names engine crates.
+
+use std::sync::Arc;
+
+use imgchkr_core::{Engine, MemoryEngine};
+
+use crate::cli::ServeArgs;
+
+/// Why the configured engine cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The URL names no engine this binary has.
+    #[error(
+        "unsupported {what} URL {url:?}: use sqlite:PATH, memory:, redis://…, postgres://… (queue: also amqp://…)"
+    )]
+    Unsupported {
+        /// `--store` or `--queue`.
+        what: &'static str,
+        /// The URL, credentials removed.
+        url: String,
+    },
+    /// This combination of store and queue does not run.
+    #[error("{0}")]
+    Combination(String),
+    /// The engine could not be opened or reached.
+    #[error("cannot open the {what} {url}: {reason}")]
+    Open {
+        /// `store` or `queue`.
+        what: &'static str,
+        /// The URL, credentials removed.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The kinds of URL `--store` and `--queue` take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Memory,
+    Sqlite,
+    Redis,
+    Postgres,
+    Amqp,
+}
+
+fn kind(url: &str) -> Option<Kind> {
+    let scheme = url.split_once(':')?.0.to_ascii_lowercase();
+    Some(match scheme.as_str() {
+        "memory" => Kind::Memory,
+        "sqlite" => Kind::Sqlite,
+        "redis" | "rediss" => Kind::Redis,
+        "postgres" | "postgresql" => Kind::Postgres,
+        "amqp" | "amqps" => Kind::Amqp,
+        _ => return None,
+    })
+}
+
+/// `url` without its password, for messages and logs.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Opens the engine `args` configure.
+pub async fn open(args: &ServeArgs) -> Result<Arc<dyn Engine>, EngineError> {
+    let store = args.store_url();
+    let queue = args.queue_url();
+    let store_kind = kind(store).ok_or_else(|| EngineError::Unsupported {
+        what: "--store",
+        url: redacted(store),
+    })?;
+    let queue_kind = kind(queue).ok_or_else(|| EngineError::Unsupported {
+        what: "--queue",
+        url: redacted(queue),
+    })?;
+    if store_kind == Kind::Amqp {
+        return Err(EngineError::Combination(
+            "amqp:// is a queue only: give it as --queue beside a shared --store (redis:// or postgres://)".into(),
+        ));
+    }
+    if queue != store {
+        return Err(EngineError::Combination(format!(
+            "--queue {} with --store {}: a separate queue is not supported by this build; leave --queue unset",
+            redacted(queue),
+            redacted(store)
+        )));
+    }
+    let _ = queue_kind;
+    match store_kind {
+        Kind::Memory => Ok(Arc::new(MemoryEngine::new())),
+        other => Err(EngineError::Open {
+            what: "store",
+            url: redacted(store),
+            reason: format!("the {other:?} engine is not built into this binary"),
+        }),
+    }
+}
