@@ -1,14 +1,28 @@
 //! Bearer-token authentication: a token names its tenant.
+//!
+//! Tokens are kept and compared as SHA-256 digests: every comparison is between two 32-byte
+//! values, in constant time (`subtle`), so neither a token's length nor its prefix shows in
+//! the time an answer takes.
 
 use hyper::StatusCode;
 use hyper::header::{AUTHORIZATION, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::response::{self, Resp};
+
+/// A token's SHA-256 digest.
+pub type TokenDigest = [u8; 32];
+
+/// The SHA-256 digest of `token`.
+pub fn digest(token: &str) -> TokenDigest {
+    Sha256::digest(token.as_bytes()).into()
+}
 
 /// The configured tokens; empty means /assets is open and jobs carry no tenant.
 #[derive(Debug, Clone, Default)]
 pub struct Auth {
-    tokens: Vec<(String, Vec<u8>)>,
+    tokens: Vec<(String, TokenDigest)>,
 }
 
 impl Auth {
@@ -17,7 +31,7 @@ impl Auth {
         Auth {
             tokens: tokens
                 .iter()
-                .map(|(tenant, token)| (tenant.clone(), token.as_bytes().to_vec()))
+                .map(|(tenant, token)| (tenant.clone(), digest(token)))
                 .collect(),
         }
     }
@@ -42,10 +56,12 @@ impl Auth {
         let Some(presented) = presented else {
             return Err(Box::new(unauthorized("Bearer token required.")));
         };
-        // Every token is compared in full, so timing does not say which prefix matched.
+        // Every configured digest is compared, in constant time: timing says nothing of
+        // which token, or which part of one, matched.
+        let presented = digest(presented);
         let mut found = None;
         for (tenant, token) in &self.tokens {
-            if constant_time_eq(token, presented.as_bytes()) {
+            if bool::from(token.ct_eq(&presented)) {
                 found = Some(tenant.clone());
             }
         }
@@ -63,13 +79,6 @@ fn unauthorized(text: &str) -> Resp {
     response
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +93,20 @@ mod tests {
         headers.insert(AUTHORIZATION, HeaderValue::from_static("bearer nope"));
         assert!(auth.tenant(&headers).is_err());
         assert_eq!(Auth::default().tenant(&headers).unwrap(), None);
+    }
+
+    #[test]
+    fn tokens_of_any_length_are_compared_as_equal_length_digests() {
+        // A short guess, a prefix of the token and a longer one: all compared as 32-byte
+        // digests, so a length mismatch cannot end a comparison early.
+        let auth = Auth::new(&[("a".into(), "a-long-secret-token".into())]);
+        for guess in ["a", "a-long-secret", "a-long-secret-token-and-more"] {
+            assert_eq!(digest(guess).len(), 32);
+            let mut headers = HeaderMap::new();
+            let value = format!("Bearer {guess}");
+            headers.insert(AUTHORIZATION, HeaderValue::from_str(&value).unwrap());
+            assert!(auth.tenant(&headers).is_err(), "{guess}");
+        }
+        assert!(auth.tokens.iter().all(|(_, d)| d.len() == 32));
     }
 }

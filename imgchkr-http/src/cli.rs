@@ -152,6 +152,10 @@ pub struct ServeArgs {
     /// On SIGINT/SIGTERM, how long to finish jobs and their webhooks before exiting.
     #[arg(long, env = "IMGCHKR_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
+    /// Connections served at once [default: half the process's file descriptor limit, at
+    /// most 10000]; past it only health checks are answered.
+    #[arg(long, env = "IMGCHKR_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// How long a client may take to send a request's headers.
     #[arg(long, env = "IMGCHKR_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, HeaderValue};
+use hyper::header::{ALLOW, HeaderValue, RETRY_AFTER};
 use hyper::{Method, Request, StatusCode};
 
 use crate::app::App;
@@ -79,6 +79,25 @@ pub async fn handle(app: &App, request: Request<Incoming>) -> Resp {
     metrics::histogram!(m::REQUEST_SECONDS, "route" => label)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// Answers one request on a connection past the connection cap: health endpoints only.
+pub async fn handle_saturated(app: &App, request: Request<Incoming>) -> Resp {
+    let path = request.uri().path().to_owned();
+    match Route::parse(&path) {
+        Route::Healthz | Route::Readyz | Route::Metrics => handle(app, request).await,
+        _ => {
+            let mut response = response::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "connection",
+                "Too many connections; retry later.",
+            );
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(1u32));
+            response
+        }
+    }
 }
 
 async fn dispatch(app: &App, route: Route<'_>, request: Request<Incoming>) -> Resp {

@@ -267,6 +267,9 @@ impl Service {
             http: HttpConfig {
                 header_read_timeout: args.header_read_timeout,
                 close_timeout: args.drain_timeout.min(Duration::from_secs(5)),
+                max_connections: args
+                    .max_connections
+                    .unwrap_or_else(server::default_max_connections),
             },
             drain_timeout: args.drain_timeout,
         };

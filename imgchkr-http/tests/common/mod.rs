@@ -223,13 +223,33 @@ impl Server {
         wait_for("server exit", || self.child.try_wait().unwrap())
     }
 
+    /// The value of the first `/metrics` line starting with `line_prefix` (a metric name,
+    /// with labels or not). A series not recorded yet is 0, but `/metrics` must answer and
+    /// the metric family must be there: a broken or missing metric fails the test rather
+    /// than read as 0.
     pub fn metric(&self, line_prefix: &str) -> f64 {
-        let text = self.get("/metrics").body_text();
+        let r = self.get("/metrics");
+        assert_eq!(r.status, 200, "/metrics answered {}", r.status);
+        metric_in(&r.body_text(), line_prefix)
+    }
+}
+
+/// The value of the first line of the exposition `text` starting with `line_prefix` (see
+/// [`Server::metric`]).
+pub fn metric_in(text: &str, line_prefix: &str) -> f64 {
+    let family = line_prefix.split('{').next().unwrap_or(line_prefix);
+    assert!(
         text.lines()
-            .find(|l| l.starts_with(line_prefix))
-            .and_then(|l| l.rsplit(' ').next())
+            .any(|l| l.starts_with(&format!("# TYPE {family} ")) || l.starts_with(family)),
+        "metric {family} is not exported at all:\n{text}"
+    );
+    match text.lines().find(|l| l.starts_with(line_prefix)) {
+        None => 0.0,
+        Some(line) => line
+            .rsplit(' ')
+            .next()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
+            .unwrap_or_else(|| panic!("unreadable metric line {line:?}")),
     }
 }
 
