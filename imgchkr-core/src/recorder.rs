@@ -2,10 +2,13 @@
 //! writes without delaying anything a client or receiver could notice.
 //!
 //! The runner records a job in five updates (onStart pending and outcome, verdict, final
-//! pending and outcome). The session holds an update back only when the runner's next update
-//! follows at once, and sends the held ones together with that next one (one
+//! pending and outcome). The session holds an update back while the runner's next update is
+//! sure to follow soon, and sends the held ones together with that next one (one
 //! [`Engine::record`], in order, atomically):
 //!
+//! - onStart's pending record waits for the next update: the verdict or onStart's outcome,
+//!   whichever comes first (the lease already marked the job started; a job whose worker
+//!   dies meanwhile is run again from its start anyway);
 //! - an onStart outcome, once the verdict is in, is followed at once by the final pending
 //!   record;
 //! - a verdict, when no webhook is being sent, is followed at once by the final pending
@@ -14,10 +17,11 @@
 //! - the final outcome is the last update: it goes with the end of the lease
 //!   ([`Session::finish`], one [`Engine::finish`]).
 //!
-//! A pending record (a webhook about to be sent) and anything else go at once, with whatever
-//! is held. So every webhook is sent only after everything before it is recorded, a verdict
-//! is visible as soon as it would be unbatched, and the lease ends only with the verdict and
-//! final outcome recorded: a job costs its engine two writes between lease and finish.
+//! The final event's pending record and anything else go at once, with whatever is held. So
+//! the final webhook is sent only after everything before it is recorded, a verdict is
+//! visible as soon as it would be unbatched, and the lease ends only with the verdict and
+//! final outcome recorded: a job costs its engine two writes between lease and finish, in
+//! either order of verdict and onStart outcome.
 
 use futures_util::lock::Mutex;
 
@@ -80,7 +84,7 @@ impl<'a> Session<'a> {
             }
             JobUpdate::Delivery(record) if record.status == DeliveryStatus::Pending => {
                 held.sending += 1;
-                false
+                record.event == Event::OnStart
             }
             JobUpdate::Delivery(record) => {
                 held.sending = held.sending.saturating_sub(1);

@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use imgchkr_core::Engine;
 use imgchkr_core::admission::IdDeriver;
 use imgchkr_core::engine::Admission;
 use imgchkr_core::worker::Worker;
+use imgchkr_core::{Engine, Policy};
 use imgchkr_notify::RemoteSources;
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -36,6 +36,10 @@ pub struct App {
     pub webhooks: Arc<dyn Webhooks>,
     /// Vets `url`/`s3` assets at submission; `None` when only `local` is enabled.
     pub remote: Option<RemoteSources>,
+    /// The limits (`POST /validate`; workers have their own copy).
+    pub policy: Policy,
+    /// The longest `Prefer: wait` honoured.
+    pub max_wait: Duration,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// How long a client may take to send a body.

@@ -136,6 +136,10 @@ pub struct ServeArgs {
     /// The validation limits.
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// The longest `Prefer: wait=N` a submission may ask for: it is answered 200 with the
+    /// job once its verdict is in, within that time, else 202 as usual.
+    #[arg(long, env = "IMGCHKR_MAX_WAIT", default_value = "30s", value_parser = parse_duration)]
+    pub max_wait: Duration,
     /// Largest accepted request body in bytes; larger gets 413.
     #[arg(long, env = "IMGCHKR_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,

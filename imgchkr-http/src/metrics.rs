@@ -15,6 +15,8 @@ pub const ENGINE_UP: &str = "imgchkr_engine_up";
 pub use imgchkr_core::worker::{JOBS, JOBS_IN_FLIGHT, PARKED, REDELIVERED};
 /// Header probe and policy check, seconds.
 pub const VALIDATION_SECONDS: &str = "imgchkr_validation_duration_seconds";
+/// Body bytes read by `POST /validate`.
+pub const VALIDATE_BYTES: &str = "imgchkr_validate_bytes_read_total";
 /// Submissions refused because the queue was full.
 pub const QUEUE_REJECTIONS: &str = "imgchkr_queue_rejections_total";
 
@@ -32,7 +34,19 @@ pub fn install() -> Result<PrometheusHandle, String> {
         .install_recorder()
         .map_err(|e| e.to_string())?;
     describe();
+    zero();
     Ok(handle)
+}
+
+/// Counters exist from the start at 0: a series that appears only on its first event reads
+/// as "no data" rather than "none happened" (and rates over it break).
+fn zero() {
+    for state in ["success", "failed"] {
+        metrics::counter!(JOBS, "state" => state).absolute(0);
+    }
+    for counter in [REDELIVERED, PARKED, VALIDATE_BYTES, QUEUE_REJECTIONS] {
+        metrics::counter!(counter).absolute(0);
+    }
 }
 
 fn describe() {
@@ -54,6 +68,7 @@ fn describe() {
     );
     metrics::describe_counter!(PARKED, "Jobs parked as failed after too many deliveries.");
     metrics::describe_histogram!(VALIDATION_SECONDS, "Header probe and policy check time.");
+    metrics::describe_counter!(VALIDATE_BYTES, "Body bytes read by POST /validate.");
     metrics::describe_counter!(
         QUEUE_REJECTIONS,
         "Submissions refused with 503, queue full."

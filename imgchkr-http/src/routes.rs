@@ -7,7 +7,7 @@ use hyper::header::{ALLOW, HeaderValue, RETRY_AFTER};
 use hyper::{Method, Request, StatusCode};
 
 use crate::app::App;
-use crate::handlers::{get, health, list, submit};
+use crate::handlers::{get, health, list, submit, validate};
 use crate::metrics as m;
 use crate::response::{self, Resp};
 
@@ -21,6 +21,8 @@ enum Route<'a> {
     /// `/assets`: GET lists.
     Assets,
     Job(&'a str),
+    /// `/validate`: POST validates the body.
+    Validate,
     NotFound,
 }
 
@@ -37,6 +39,7 @@ impl Route<'_> {
             "/metrics" => Route::Metrics,
             "/assets/image" => Route::Images,
             "/assets" => Route::Assets,
+            "/validate" => Route::Validate,
             _ => match path.strip_prefix("/assets/image/") {
                 Some(id) if !id.contains('/') => Route::Job(id),
                 _ => Route::NotFound,
@@ -53,6 +56,7 @@ impl Route<'_> {
             Route::Images => "/assets/image",
             Route::Assets => "/assets",
             Route::Job(_) => "/assets/image/{id}",
+            Route::Validate => "/validate",
             Route::NotFound => "other",
         }
     }
@@ -61,6 +65,7 @@ impl Route<'_> {
         match self {
             Route::Images => "GET, POST",
             Route::Job(_) => "GET, DELETE",
+            Route::Validate => "POST",
             _ => "GET",
         }
     }
@@ -115,6 +120,7 @@ async fn dispatch(app: &App, route: Route<'_>, request: Request<Incoming>) -> Re
         (Route::Images, &Method::GET | &Method::POST) => {}
         (Route::Job(_), &Method::GET | &Method::DELETE) => {}
         (Route::Assets, &Method::GET) => {}
+        (Route::Validate, &Method::POST) => {}
         _ => return method_not_allowed(&route, &method),
     }
     let tenant = match app.auth.tenant(request.headers()) {
@@ -126,6 +132,7 @@ async fn dispatch(app: &App, route: Route<'_>, request: Request<Incoming>) -> Re
         Route::Images if method == Method::POST => submit::submit(app, &tenant, request).await,
         Route::Images | Route::Assets => list::list(app, &tenant, query).await,
         Route::Job(id) if method == Method::DELETE => get::cancel(app, &tenant, id).await,
+        Route::Validate => validate::validate(app, request).await,
         Route::Job(id) => get::get(app, &tenant, id).await,
         _ => response::error(StatusCode::NOT_FOUND, "path", "No such resource."),
     }

@@ -224,6 +224,8 @@ impl Service {
                 ids: ids.clone(),
                 webhooks: Arc::clone(&webhooks),
                 remote: remote.clone(),
+                policy: args.limits.policy(),
+                max_wait: args.max_wait,
                 max_body_bytes: args.max_body_bytes,
                 body_read_timeout: args.body_read_timeout,
                 locations: args.remote.location_names(),

@@ -15,7 +15,7 @@
 //! - **the queue**: per tenant, waiting jobs ordered by [`Priority`](crate::Priority) then
 //!   submission order; tenants served least-recently-served first (round-robin);
 //! - **leases**: for each job handed out, the worker holding it, until when, and how many
-//!   times it has been handed out ([`Leased::deliveries`]).
+//!   times it has been handed out ([`Lease::deliveries`]).
 //!
 //! Time always comes from the caller (`now`, `until`): engines never read a clock, so every
 //! process of a deployment agrees and the conformance suite is deterministic.
@@ -320,8 +320,8 @@ pub struct WorkerSeen {
     pub at: OffsetDateTime,
     /// Jobs it held then.
     pub held: u64,
-    /// What the worker said of itself then (opaque to the engine: core's
-    /// [`Activity`](crate::worker::Activity) as JSON).
+    /// What the worker said of itself then (opaque to the engine: what core's worker reports
+    /// of its recent activity, as JSON).
     pub status: String,
 }
 

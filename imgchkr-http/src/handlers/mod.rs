@@ -4,3 +4,4 @@ pub mod get;
 pub mod health;
 pub mod list;
 pub mod submit;
+pub mod validate;

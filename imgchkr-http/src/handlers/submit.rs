@@ -10,7 +10,8 @@ use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATI
 use hyper::{Request, StatusCode};
 use imgchkr_core::admission::{self, Admitted};
 use imgchkr_core::engine::Full;
-use imgchkr_core::{Event, FieldErrors, JobId, StoreError, Submission};
+use imgchkr_core::engine::Lookup;
+use imgchkr_core::{Event, FieldErrors, JobId, JobKey, StoreError, Submission};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -33,6 +34,7 @@ pub async fn submit(app: &App, tenant: &str, request: Request<Incoming>) -> Resp
         Ok(key) => key.map(str::to_owned),
         Err(refusal) => return *refusal,
     };
+    let wait = preferred_wait(request.headers()).map(|wait| wait.min(app.max_wait));
     let body = match read_body(app, request).await {
         Ok(body) => body,
         Err(refusal) => return *refusal,
@@ -54,7 +56,10 @@ pub async fn submit(app: &App, tenant: &str, request: Request<Incoming>) -> Resp
         .unwrap_or_else(JobId::random);
     let job = admission::new_job(&submission, tenant, id, OffsetDateTime::now_utc());
     match admission::admit(&*app.engine, job, app.admission).await {
-        Ok(Admitted::Accepted(job)) => accepted(job.id),
+        Ok(Admitted::Accepted(job)) => match wait {
+            None => accepted(job.id),
+            Some(wait) => waited(app, &job.key(), wait).await,
+        },
         Ok(Admitted::Existing(job)) => response::json(StatusCode::OK, &*job),
         Ok(Admitted::Conflict) => response::error(
             StatusCode::CONFLICT,
@@ -70,6 +75,48 @@ pub async fn submit(app: &App, tenant: &str, request: Request<Incoming>) -> Resp
         // A kind of answer this server does not know: refuse rather than guess.
         Ok(_) => store_error(&StoreError::Closed),
     }
+}
+
+/// The `wait` preference of RFC 7240 (`Prefer: wait=<seconds>`, in any `Prefer` header,
+/// among other preferences), if any.
+fn preferred_wait(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|pref| {
+            let (name, value) = pref.split(';').next()?.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("wait")
+                .then(|| value.trim().trim_matches('"').parse::<u64>().ok())?
+        })
+        .map(Duration::from_secs)
+        .next()
+}
+
+/// Waits up to `wait` for the verdict of a job just accepted: 200 with the job if it comes,
+/// else the usual 202; either way `Preference-Applied` says it waited.
+async fn waited(app: &App, key: &JobKey, wait: Duration) -> Resp {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut pause = Duration::from_millis(2);
+    let mut response = loop {
+        if let Ok(Lookup::Found(job)) = app.engine.get(key).await
+            && job.state.is_final()
+        {
+            break response::json(StatusCode::OK, &*job);
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            break accepted(key.id);
+        }
+        tokio::time::sleep(pause.min(deadline - now)).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    };
+    if let Ok(applied) = HeaderValue::from_str(&format!("wait={}", wait.as_secs())) {
+        response.headers_mut().insert("preference-applied", applied);
+    }
+    response
 }
 
 fn accepted(id: JobId) -> Resp {
