@@ -140,3 +140,54 @@ pub async fn engine(url: &str, prefix: &str) -> RedisEngine {
         .await
         .expect("the engine connects")
 }
+
+/// The tests' clock: a fixed instant in whole milliseconds (engines never read a clock).
+pub const T0: time::OffsetDateTime = time::macros::datetime!(2030-01-02 03:04:05.678 UTC);
+
+/// `T0` plus `secs` seconds.
+pub fn at(secs: u64) -> time::OffsetDateTime {
+    T0 + Duration::from_secs(secs)
+}
+
+/// A queued job of `tenant` created at `T0`.
+pub fn job(tenant: &str) -> imgchkr_core::Job {
+    let url = |event: &str| {
+        format!("http://callback.example/{event}")
+            .parse()
+            .expect("a valid URL")
+    };
+    let mut job = imgchkr_core::Job::new(
+        imgchkr_core::JobId::random(),
+        imgchkr_core::AssetPath::Local {
+            path: "images/a.jpg".to_owned(),
+        },
+        imgchkr_core::NotificationUrls {
+            on_start: url("onStart"),
+            on_success: url("onSuccess"),
+            on_failure: url("onFailure"),
+        },
+    );
+    job.tenant = tenant.to_owned();
+    job.created_at = T0;
+    job
+}
+
+/// A lease request of `worker` for `max` jobs at `now`, for 60 s.
+pub fn request(
+    worker: &str,
+    max: usize,
+    now: time::OffsetDateTime,
+) -> imgchkr_core::engine::LeaseRequest {
+    imgchkr_core::engine::LeaseRequest::new(
+        imgchkr_core::engine::WorkerId(worker.to_owned()),
+        max,
+        now,
+        now + Duration::from_secs(60),
+    )
+}
+
+/// Room to spare.
+pub const ROOMY: imgchkr_core::engine::Admission = imgchkr_core::engine::Admission {
+    capacity: 100_000,
+    tenant_share: 100_000,
+};
