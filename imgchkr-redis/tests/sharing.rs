@@ -164,6 +164,38 @@ async fn a_submission_through_one_engine_wakes_anothers_idle_worker() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_that_leaves_jobs_waiting_leaves_a_wake_up() {
+    let redis = RedisServer::start();
+    let prefix = fresh_prefix("backlog");
+    let mut config = imgchkr_redis::RedisConfig::new(redis.url()).with_prefix(&prefix);
+    config.block_time = Duration::from_secs(1);
+    let busy = imgchkr_redis::RedisEngine::connect(config.clone())
+        .await
+        .unwrap();
+    let other = imgchkr_redis::RedisEngine::connect(config).await.unwrap();
+    for _ in 0..2 {
+        busy.submit(&job("acme"), ROOMY).await.unwrap();
+    }
+    // Another idle worker takes both submissions' wake-ups.
+    for _ in 0..2 {
+        let started = Instant::now();
+        other.work_available().await;
+        assert!(started.elapsed() < Duration::from_millis(500));
+    }
+    // A worker with one free slot leaves a job waiting: its next wait (a slot freed) ends at
+    // once, not after the block time.
+    assert_eq!(busy.lease(&request("w", 1, T0)).await.unwrap().len(), 1);
+    let started = Instant::now();
+    busy.work_available().await;
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_millis(500),
+        "waited {waited:?} with a job waiting"
+    );
+    assert_eq!(busy.lease(&request("w", 1, T0)).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_names_cannot_collide() {
     let redis = RedisServer::start();
     let engine = engine(&redis.url(), &fresh_prefix("names")).await;

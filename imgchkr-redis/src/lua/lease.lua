@@ -67,6 +67,12 @@ while #out < max and tries > 0 do
   end
 end
 
--- Nothing left waiting: old wake-up tokens would only wake idle workers for nothing.
-if tonumber(redis.call('GET', P .. 'nwait') or '0') <= 0 then redis.call('DEL', P .. 'bell') end
+-- Nothing left waiting: old wake-up tokens would only wake idle workers for nothing. Jobs
+-- left waiting (more than this worker's free slots): a token stays for the next wait, so a
+-- worker whose slot frees up looks again at once.
+if tonumber(redis.call('GET', P .. 'nwait') or '0') <= 0 then
+  redis.call('DEL', P .. 'bell')
+elseif redis.call('LLEN', P .. 'bell') == 0 then
+  redis.call('LPUSH', P .. 'bell', '1')
+end
 return out
