@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tracing::error;
 
-use crate::codec::{assemble, fields, key_of, member, micros, millis, text, update_args};
+use crate::codec::{assemble, fields, key_of, member, millis, text, update_args};
 use crate::config::RedisConfig;
 use crate::conn::Conn;
 use crate::scripts::SCRIPTS;
@@ -22,7 +22,7 @@ use crate::scripts::SCRIPTS;
 /// guarantees). Cheap to clone: clones share the connections.
 #[derive(Clone)]
 pub struct RedisEngine {
-    conn: Conn,
+    pub(crate) conn: Conn,
 }
 
 impl std::fmt::Debug for RedisEngine {
@@ -34,12 +34,12 @@ impl std::fmt::Debug for RedisEngine {
 }
 
 /// A reply no script of this engine gives (another program under the same prefix?).
-fn unexpected(call: &str, reply: &[String]) -> StoreError {
+pub(crate) fn unexpected(call: &str, reply: &[String]) -> StoreError {
     StoreError::Unavailable(format!("redis: unexpected reply to {call}: {reply:?}"))
 }
 
 /// A duration in whole milliseconds, as an `i64` (saturating).
-fn ms(duration: Duration) -> i64 {
+pub(crate) fn ms(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -293,83 +293,6 @@ impl RedisEngine {
         stats.workers.sort_by(|a, b| a.worker.cmp(&b.worker));
         Ok(stats)
     }
-
-    async fn take(
-        &self,
-        name: &str,
-        bucket: Bucket,
-        now: OffsetDateTime,
-    ) -> Result<Token, StoreError> {
-        let rate = if bucket.rate.is_finite() && bucket.rate > 0.0 {
-            bucket.rate
-        } else {
-            0.0
-        };
-        let burst = bucket.burst.max(1);
-        // Gone from Redis only well after it would be full again (absent means full).
-        let ttl = if rate > 0.0 {
-            let full =
-                Duration::try_from_secs_f64(2.0 * f64::from(burst) / rate).unwrap_or(Duration::MAX);
-            ms(full.saturating_add(Duration::from_secs(60)))
-        } else {
-            0
-        };
-        let args = [
-            name.to_owned(),
-            rate.to_string(),
-            burst.to_string(),
-            micros(now).to_string(),
-            ttl.to_string(),
-        ];
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (granted, tokens): (i64, String) = self.conn.run(&SCRIPTS.take_token, &args).await?;
-        if granted == 1 {
-            return Ok(Token::Granted);
-        }
-        let tokens: f64 = tokens
-            .parse()
-            .map_err(|_| unexpected("take_token", &[tokens]))?;
-        Ok(Token::Wait(token_wait(tokens, rate)))
-    }
-
-    async fn remember_value(
-        &self,
-        key: &str,
-        value: &str,
-        expires: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> Result<Option<String>, StoreError> {
-        let expires_ms = millis(expires);
-        let now_ms = millis(now);
-        // Redis drops the key a minute after it expires by the caller's clock.
-        let ttl = expires_ms
-            .saturating_sub(now_ms)
-            .max(0)
-            .saturating_add(60_000);
-        let args = [
-            key.to_owned(),
-            value.to_owned(),
-            expires_ms.to_string(),
-            now_ms.to_string(),
-            ttl.to_string(),
-        ];
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let reply: Vec<String> = self.conn.run(&SCRIPTS.remember, &args).await?;
-        match reply.as_slice() {
-            [stored] if stored == "stored" => Ok(None),
-            [held, value] if held == "held" => Ok(Some(value.clone())),
-            _ => Err(unexpected("remember", &reply)),
-        }
-    }
-}
-
-/// How long until a bucket holding `tokens` (< 1) at `rate` a second has one (as the memory
-/// engine answers).
-fn token_wait(tokens: f64, rate: f64) -> Duration {
-    if rate <= 0.0 {
-        return Duration::from_secs(3600);
-    }
-    Duration::from_secs_f64(((1.0 - tokens) / rate).clamp(0.001, 3600.0))
 }
 
 impl Engine for RedisEngine {

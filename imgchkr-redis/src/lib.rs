@@ -19,11 +19,18 @@
 //! # Round trips
 //!
 //! Every engine call is one Lua script (`EVALSHA`): one round trip, atomic with respect to
-//! every other client. A job costs five: `submit` (recorded and queued), `lease` (a batch up
-//! to the worker's free slots, with the records, marked started), two `record`s and `finish`
-//! (the last updates and the end of the lease). `heartbeat` covers all of a worker's leases
-//! in one. (A script is sent again, two more round trips, the first time it is used after
-//! Redis restarts empty.)
+//! every other client (a script is sent again, two more round trips, the first time it is used
+//! after Redis restarts empty). A job's five steps of the trait cost five: `submit` (recorded
+//! and queued), `lease` (a batch up to the worker's free slots, with the records, marked
+//! started), two `record`s and `finish` (the last updates and the end of the lease).
+//! `heartbeat` covers all of a worker's leases in one; `record` with no update costs none.
+//! Counted by Redis (`MONITOR`, `INFO commandstats`) in `tests/round_trips.rs`:
+//!
+//! | driven by | round trips per job |
+//! |---|---|
+//! | the trait's five steps | 5.00 |
+//! | core's worker, leases of one | 6.00 (core's `Session` makes three `record` calls) |
+//! | core's worker, leases of ten | 5.10 |
 //!
 //! # Key layout
 //!
@@ -93,6 +100,7 @@ mod codec;
 mod config;
 mod conn;
 mod engine;
+mod limits;
 mod scripts;
 
 pub use config::RedisConfig;
