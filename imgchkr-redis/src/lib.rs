@@ -91,6 +91,8 @@
 //! - **Bounds**: retention work per `purge` is bounded by its budget (jobs expired, and as
 //!   many tombstones dropped by age and by count); a lease scans at most the tenants with jobs
 //!   waiting; sequence numbers stay exact up to 2^40 submissions.
+//! - **Precision**: a job's times are kept exactly (RFC 3339, to the nanosecond); lease
+//!   deadlines and retention compare whole milliseconds, token buckets whole microseconds.
 //!
 //! [`StoreError::Unavailable`]: imgchkr_core::StoreError::Unavailable
 #![deny(missing_docs)]
