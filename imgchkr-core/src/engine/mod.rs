@@ -226,6 +226,25 @@ pub struct LeaseRequest {
     pub tenant_in_flight: Option<u64>,
 }
 
+impl LeaseRequest {
+    /// A request of `worker` for up to `max` jobs at `now`, leased until `until`, with no
+    /// per-tenant cap (set [`tenant_in_flight`](LeaseRequest::tenant_in_flight) for one).
+    pub fn new(
+        worker: WorkerId,
+        max: usize,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> LeaseRequest {
+        LeaseRequest {
+            worker,
+            max,
+            now,
+            until,
+            tenant_in_flight: None,
+        }
+    }
+}
+
 /// A job handed to a worker: who holds it, and how often it was handed out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -323,6 +342,24 @@ pub struct WorkerSeen {
     /// What the worker said of itself then (opaque to the engine: what core's worker reports
     /// of its recent activity, as JSON).
     pub status: String,
+}
+
+impl WorkerSeen {
+    /// `worker`, last heard from at `at` holding `held` jobs, saying `status` of itself (an
+    /// engine outside core builds [`QueueStats::workers`] with it).
+    pub fn new(
+        worker: WorkerId,
+        at: OffsetDateTime,
+        held: u64,
+        status: impl Into<String>,
+    ) -> WorkerSeen {
+        WorkerSeen {
+            worker,
+            at,
+            held,
+            status: status.into(),
+        }
+    }
 }
 
 /// What [`Engine::take_token`] decided.

@@ -1,0 +1,412 @@
+//! Round trips per job, counted by Redis itself: every command a client sends shows in
+//! `MONITOR` (commands a script runs show with a `lua` source and are not counted), and
+//! `INFO commandstats` counts the `EVALSHA`s.
+//!
+//! - The trait's five steps of a job (submit, lease, record, record, finish) cost exactly
+//!   five round trips: one per engine call.
+//! - Driven by core's worker, a job costs one round trip per engine call too; how many calls
+//!   is core's choice: today `Session` sends three `record`s with `run_job` (onStart pending;
+//!   the verdict, made while onStart is being sent; onStart's outcome with the final pending
+//!   record), so six per job with leases of one, 5.1 with leases of ten.
+
+mod support;
+
+use std::future::Future;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use imgchkr_core::engine::{
+    Admission, Bucket, Cancel, Lease, LeaseRequest, Leased, ListQuery, Lookup, QueueStats,
+    Retention, Submitted, Token, WorkerId,
+};
+use imgchkr_core::notify::BoxFuture;
+use imgchkr_core::worker::{Runtime, Validator, Worker, WorkerConfig};
+use imgchkr_core::{
+    DeliveryRecord, DeliveryStatus, Engine, Event, Job, JobKey, JobState, JobUpdate, Policy,
+    RecordingNotifier, Report, StoreError,
+};
+use support::{ROOMY, RedisServer, T0, engine, fresh_prefix, job, request};
+use time::OffsetDateTime;
+
+const END: &str = "imgchkr-round-trips-end";
+
+/// One raw connection to Redis (test plumbing, bounded by read timeouts).
+fn raw(port: u16) -> TcpStream {
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+/// Starts a `MONITOR` and returns its lines up to the end marker.
+fn monitor(port: u16) -> JoinHandle<Vec<String>> {
+    let mut stream = raw(port);
+    stream.write_all(b"MONITOR\r\n").unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut ok = String::new();
+    reader.read_line(&mut ok).unwrap();
+    assert_eq!(ok, "+OK\r\n");
+    std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        // Bounded by the read timeout and a line count.
+        for _ in 0..1_000_000 {
+            let mut line = String::new();
+            assert!(reader.read_line(&mut line).unwrap() > 0, "MONITOR ended");
+            if line.contains(END) {
+                return lines;
+            }
+            lines.push(line);
+        }
+        panic!("MONITOR never saw the end marker")
+    })
+}
+
+/// Sends the end marker through another connection.
+fn end_marker(port: u16) {
+    let mut stream = raw(port);
+    stream
+        .write_all(format!("ECHO {END}\r\n").as_bytes())
+        .unwrap();
+    let mut reply = [0u8; 1];
+    stream.read_exact(&mut reply).unwrap();
+}
+
+/// `cmdstat_evalsha` calls so far.
+fn evalsha_calls(port: u16) -> u64 {
+    let mut stream = raw(port);
+    stream.write_all(b"INFO commandstats\r\n").unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut header = String::new();
+    reader.read_line(&mut header).unwrap();
+    let len: usize = header.trim_start_matches('$').trim().parse().unwrap();
+    let mut body = vec![0u8; len + 2];
+    reader.read_exact(&mut body).unwrap();
+    let body = String::from_utf8(body).unwrap();
+    body.lines()
+        .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
+/// The client commands among `MONITOR` lines (`<time> [<db> <client>] "CMD" ...`), by name.
+fn client_commands(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|line| !line.contains(" lua] "))
+        .map(|line| {
+            let after = line.split_once("] \"").map_or("", |(_, rest)| rest);
+            after.split('"').next().unwrap_or("").to_uppercase()
+        })
+        .collect()
+}
+
+struct Tokio;
+
+impl Runtime for Tokio {
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        tokio::spawn(task);
+    }
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// A validator answering the report of a 100x100 baseline JPEG header.
+struct Small;
+
+impl Validator for Small {
+    fn validate(&self, _job: &Job) -> BoxFuture<'static, Report> {
+        let jpeg = [
+            0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x0B, 8, 0x00, 0x64, 0x00, 0x64, 1, 1, 0x11, 0,
+        ];
+        Box::pin(std::future::ready(Report::from_bytes(
+            &jpeg,
+            &Policy::default(),
+        )))
+    }
+}
+
+fn worker(engine: &Arc<dyn Engine>, notifier: &Arc<RecordingNotifier>) -> Arc<Worker> {
+    Worker::new(
+        Arc::clone(engine),
+        Arc::clone(notifier) as _,
+        Arc::new(Small),
+        Arc::new(Tokio),
+        WorkerConfig::new(WorkerId("w".to_owned()), 64),
+    )
+}
+
+/// An engine that counts the calls made to it (core's worker decides how many).
+struct Counting {
+    inner: imgchkr_redis::RedisEngine,
+    calls: AtomicU64,
+}
+
+impl Counting {
+    fn count(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Engine for Counting {
+    fn submit<'a>(&'a self, job: &'a Job, admission: Admission) -> Fut<'a, Submitted> {
+        self.count();
+        self.inner.submit(job, admission)
+    }
+    fn get<'a>(&'a self, key: &'a JobKey) -> Fut<'a, Lookup> {
+        self.count();
+        self.inner.get(key)
+    }
+    fn list<'a>(&'a self, query: &'a ListQuery) -> Fut<'a, Vec<Job>> {
+        self.count();
+        self.inner.list(query)
+    }
+    fn cancel<'a>(&'a self, key: &'a JobKey, at: OffsetDateTime) -> Fut<'a, Cancel> {
+        self.count();
+        self.inner.cancel(key, at)
+    }
+    fn lease<'a>(&'a self, request: &'a LeaseRequest) -> Fut<'a, Vec<Leased>> {
+        self.count();
+        self.inner.lease(request)
+    }
+    fn heartbeat<'a>(
+        &'a self,
+        worker: &'a WorkerId,
+        leases: &'a [Lease],
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+        status: &'a str,
+    ) -> Fut<'a, Vec<Lease>> {
+        self.count();
+        self.inner.heartbeat(worker, leases, now, until, status)
+    }
+    fn record<'a>(&'a self, lease: &'a Lease, updates: &'a [JobUpdate]) -> Fut<'a, ()> {
+        self.count();
+        self.inner.record(lease, updates)
+    }
+    fn finish<'a>(&'a self, lease: &'a Lease, updates: &'a [JobUpdate]) -> Fut<'a, ()> {
+        self.count();
+        self.inner.finish(lease, updates)
+    }
+    fn release<'a>(&'a self, lease: &'a Lease) -> Fut<'a, ()> {
+        self.count();
+        self.inner.release(lease)
+    }
+    fn work_available(&self) -> BoxFuture<'_, ()> {
+        self.count();
+        self.inner.work_available()
+    }
+    fn purge<'a>(
+        &'a self,
+        retention: &'a Retention,
+        now: OffsetDateTime,
+        budget: u64,
+    ) -> Fut<'a, u64> {
+        self.count();
+        self.inner.purge(retention, now, budget)
+    }
+    fn stats(&self) -> Fut<'_, QueueStats> {
+        self.count();
+        self.inner.stats()
+    }
+    fn take_token<'a>(
+        &'a self,
+        name: &'a str,
+        bucket: Bucket,
+        now: OffsetDateTime,
+    ) -> Fut<'a, Token> {
+        self.count();
+        self.inner.take_token(name, bucket, now)
+    }
+    fn remember<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Fut<'a, Option<String>> {
+        self.count();
+        self.inner.remember(key, value, expires, now)
+    }
+    fn check(&self) -> Fut<'_, ()> {
+        self.count();
+        self.inner.check()
+    }
+    fn is_durable(&self) -> bool {
+        self.inner.is_durable()
+    }
+    fn is_shared(&self) -> bool {
+        self.inner.is_shared()
+    }
+}
+
+type Fut<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
+
+/// What one measured run saw: the client commands Redis received, its `EVALSHA` count, and
+/// the engine calls made.
+struct Seen {
+    commands: Vec<String>,
+    evalsha: u64,
+    calls: u64,
+}
+
+/// Measures what `run` sends to Redis.
+async fn measure(redis: &RedisServer, engine: &Counting, run: impl Future<Output = ()>) -> Seen {
+    let before = evalsha_calls(redis.port);
+    let calls = engine.calls.load(Ordering::SeqCst);
+    let lines = monitor(redis.port);
+    run.await;
+    end_marker(redis.port);
+    Seen {
+        commands: client_commands(&lines.join().unwrap()),
+        evalsha: evalsha_calls(redis.port) - before,
+        calls: engine.calls.load(Ordering::SeqCst) - calls,
+    }
+}
+
+/// Runs `jobs` jobs the way core's worker does: submit, lease (`batch` at a time), then
+/// `Worker::handle` (run_job's updates folded by core's `Session`, then finish).
+async fn through_the_worker(engine: &Arc<Counting>, jobs: usize, batch: usize) {
+    let notifier = Arc::new(RecordingNotifier::new());
+    let worker = worker(&(Arc::clone(engine) as Arc<dyn Engine>), &notifier);
+    let mut left = jobs;
+    while left > 0 {
+        let now = left.min(batch);
+        for _ in 0..now {
+            engine.submit(&job("acme"), ROOMY).await.unwrap();
+        }
+        let leased = engine.lease(&request("w", now, T0)).await.unwrap();
+        assert_eq!(leased.len(), now);
+        for taken in &leased {
+            let state = worker.handle(taken).await.unwrap();
+            assert!(state.is_final(), "ended {state}");
+        }
+        left -= now;
+    }
+    // Each job ran for real: onStart and its verdict's webhook were sent.
+    let sent = notifier.sent();
+    assert_eq!(sent.len(), 2 * jobs);
+    assert_eq!(
+        sent.iter().filter(|n| n.event == Event::OnStart).count(),
+        jobs
+    );
+}
+
+/// The trait's five steps of a job, one call each: submit, lease, record (onStart
+/// pending), record (verdict, onStart outcome, final pending), finish (final outcome).
+async fn five_steps(engine: &Counting, jobs: usize) {
+    for _ in 0..jobs {
+        let queued = job("five");
+        engine.submit(&queued, ROOMY).await.unwrap();
+        let leased = engine.lease(&request("w", 1, T0)).await.unwrap();
+        let lease = &leased[0].lease;
+        let urls = &queued.notification_urls;
+        let pending = DeliveryRecord::pending(Event::OnStart, urls.on_start.clone());
+        let final_pending = DeliveryRecord::pending(Event::OnSuccess, urls.on_success.clone());
+        let verdict = JobUpdate::Verdict {
+            errors: None,
+            warnings: Vec::new(),
+            at: T0,
+        };
+        engine
+            .record(lease, &[JobUpdate::Delivery(pending.clone())])
+            .await
+            .unwrap();
+        engine
+            .record(
+                lease,
+                &[
+                    verdict,
+                    JobUpdate::Delivery(delivered(pending)),
+                    JobUpdate::Delivery(final_pending.clone()),
+                ],
+            )
+            .await
+            .unwrap();
+        engine
+            .finish(lease, &[JobUpdate::Delivery(delivered(final_pending))])
+            .await
+            .unwrap();
+    }
+}
+
+fn delivered(pending: DeliveryRecord) -> DeliveryRecord {
+    let mut done = pending;
+    done.status = DeliveryStatus::Delivered;
+    done.attempts = 1;
+    done.http_status = Some(200);
+    done
+}
+
+const JOBS: usize = 20;
+
+async fn counting(redis: &RedisServer) -> Arc<Counting> {
+    let engine = Arc::new(Counting {
+        inner: engine(&redis.url(), &fresh_prefix("trips")).await,
+        calls: AtomicU64::new(0),
+    });
+    // Warm up: the scripts are loaded on first use (SCRIPT LOAD after a NOSCRIPT).
+    five_steps(&engine, 1).await;
+    through_the_worker(&engine, 1, 1).await;
+    engine
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_costs_five_round_trips() {
+    let redis = RedisServer::start();
+    let engine = counting(&redis).await;
+    let seen = measure(&redis, &engine, five_steps(&engine, JOBS)).await;
+    println!(
+        "submit, lease, record, record, finish: {} client commands for {JOBS} jobs ({:.2} per job), {} EVALSHA, {} engine calls",
+        seen.commands.len(),
+        seen.commands.len() as f64 / JOBS as f64,
+        seen.evalsha,
+        seen.calls
+    );
+    assert!(
+        seen.commands.iter().all(|c| c == "EVALSHA"),
+        "every call is one script: {:?}",
+        seen.commands
+    );
+    assert_eq!(seen.calls, 5 * JOBS as u64);
+    assert_eq!(seen.commands.len(), 5 * JOBS);
+    assert_eq!(seen.evalsha, 5 * JOBS as u64);
+    // And each job was recorded in full.
+    let done = engine.list(&ListQuery::tenant("five", 100)).await.unwrap();
+    assert_eq!(done.len(), JOBS + 1);
+    for job in done {
+        assert_eq!(job.state, JobState::Success);
+        let states: Vec<DeliveryStatus> = job.notifications.iter().map(|n| n.status).collect();
+        assert_eq!(
+            states,
+            [DeliveryStatus::Delivered, DeliveryStatus::Delivered]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_worker_makes_one_round_trip_per_engine_call() {
+    let redis = RedisServer::start();
+    let engine = counting(&redis).await;
+    for batch in [1, 10] {
+        let seen = measure(&redis, &engine, through_the_worker(&engine, JOBS, batch)).await;
+        println!(
+            "core's worker, leases of {batch}: {} client commands for {JOBS} jobs ({:.2} per job), {} EVALSHA, {} engine calls",
+            seen.commands.len(),
+            seen.commands.len() as f64 / JOBS as f64,
+            seen.evalsha,
+            seen.calls
+        );
+        assert!(
+            seen.commands.iter().all(|c| c == "EVALSHA"),
+            "every call is one script: {:?}",
+            seen.commands
+        );
+        assert_eq!(seen.commands.len() as u64, seen.calls);
+        assert_eq!(seen.evalsha, seen.calls);
+    }
+}
