@@ -93,12 +93,22 @@ pub async fn open(args: &ServeArgs) -> Result<Arc<dyn Engine>, EngineError> {
         )));
     }
     let _ = queue_kind;
+    let open_failed = |reason: String| EngineError::Open {
+        what: "store",
+        url: redacted(store),
+        reason,
+    };
     match store_kind {
         Kind::Memory => Ok(Arc::new(MemoryEngine::new())),
-        other => Err(EngineError::Open {
-            what: "store",
-            url: redacted(store),
-            reason: format!("the {other:?} engine is not built into this binary"),
-        }),
+        Kind::Redis => {
+            let engine = imgchkr_redis::RedisEngine::connect(imgchkr_redis::RedisConfig::new(store))
+                .await
+                .map_err(|e| open_failed(e.to_string()))?;
+            imgchkr_redis::describe_metrics();
+            Ok(Arc::new(engine))
+        }
+        other => Err(open_failed(format!(
+            "the {other:?} engine is not built into this binary"
+        ))),
     }
 }

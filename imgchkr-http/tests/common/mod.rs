@@ -118,17 +118,28 @@ impl Server {
     /// Starts `imgchkr <command>` (`serve` or `api`) with `RUST_LOG=<log>`. On the Redis
     /// [`backend`], `serve` without a `--redis` of its own gets one of a fresh `redis-server`.
     pub fn start_cmd(command: &str, dir: tempfile::TempDir, extra: &[&str], log: &str) -> Server {
-        let redis =
-            (command == "serve" && backend() == Backend::Redis && !extra.contains(&"--redis"))
-                .then(RedisServer::start);
+        let chosen = extra
+            .iter()
+            .any(|flag| ["--redis", "--store", "--queue"].contains(flag));
+        let redis = (command == "serve" && backend() == Backend::Redis && !chosen)
+            .then(RedisServer::start);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgchkr"));
         cmd.args([command, "--listen", "127.0.0.1:0", "--image-dir"])
             .arg(dir.path())
             .args(extra);
-        if let Some(redis) = &redis {
-            cmd.args(["--redis", &redis.url()]);
+        match (&redis, backend()) {
+            (Some(redis), _) => {
+                cmd.args(["--store", &redis.url()]);
+            }
+            (None, Backend::Embedded) if !chosen => {
+                cmd.args(["--store", "memory:"]);
+            }
+            _ => {}
         }
-        cmd.env_remove("IMGCHKR_REDIS").env("RUST_LOG", log);
+        for var in ["IMGCHKR_REDIS", "IMGCHKR_STORE", "IMGCHKR_QUEUE"] {
+            cmd.env_remove(var);
+        }
+        cmd.env("RUST_LOG", log);
         Server::spawn(cmd, dir, redis)
     }
 
