@@ -19,6 +19,7 @@
 
 #[cfg(feature = "decode")]
 mod decode;
+pub mod duration;
 pub mod fetch;
 pub mod job;
 pub mod memory;

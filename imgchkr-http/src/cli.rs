@@ -188,7 +188,7 @@ pub struct ServeArgs {
     pub webhooks: imgchkr_notify::WebhookArgs,
     /// Accepted locations and remote fetch settings.
     #[command(flatten)]
-    pub remote: imgchkr_notify::RemoteArgs,
+    pub remote: imgchkr_fetch::RemoteArgs,
 }
 
 impl Default for ServeArgs {

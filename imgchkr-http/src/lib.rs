@@ -5,7 +5,7 @@
 //! job and enqueues its id on the fair [`queue::MemoryQueue`]; a [`worker::Workers`]
 //! dispatcher takes it off the queue and runs core's `run_job`: header probe (`local` inline,
 //! or on the blocking pool with `--blocking-local-reads`; `url` and `s3` through
-//! imgchkr-notify's remote sources), policy, webhooks through the [`webhooks::Webhooks`]
+//! imgchkr-fetch's remote sources), policy, webhooks through the [`webhooks::Webhooks`]
 //! notifier. With `--redis` the store and queue are [`redis::RedisStore`] /
 //! [`redis::RedisQueue`] instead ([`backend::Backend`]), and `imgchkr api` / `imgchkr worker`
 //! run the two halves in separate processes; [`service::Service`] assembles a process.

@@ -23,7 +23,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use imgchkr_core::{ImageDir, MemoryStore, Notifier, Retention};
-use imgchkr_notify::{DestinationCheck, RemoteSources, WebhookNotifier};
+use imgchkr_fetch::RemoteSources;
+use imgchkr_notify::{DestinationCheck, WebhookNotifier};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -423,7 +424,7 @@ fn remote_sources(args: &ServeArgs) -> Result<Option<RemoteSources>, ServiceErro
         .map_err(|e| ServiceError::Webhooks(e.to_string()))?;
     let config = args
         .remote
-        .config(&webhooks)
+        .config(&webhooks.destinations)
         .map_err(|e| remote(e.to_string()))?;
     RemoteSources::new(config)
         .map(Some)

@@ -11,7 +11,7 @@ use imgchkr_core::{
     AssetPath, ImageDir, Job, JobId, JobState, JobStore, Policy, Report, StoreError,
     ValidationError, run_job,
 };
-use imgchkr_notify::RemoteSources;
+use imgchkr_fetch::RemoteSources;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info_span, warn};

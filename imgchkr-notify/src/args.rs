@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
-use crate::allow::AllowRule;
-use crate::config::{ConfigError, WebhookConfig, parse_duration};
+use imgchkr_core::duration::parse_duration;
+use imgchkr_egress::{AllowRule, DestinationPolicy};
+
+use crate::config::{ConfigError, WebhookConfig};
 use crate::sign::{Secret, SecretText};
 
 /// Webhook delivery settings.
@@ -76,8 +78,10 @@ impl WebhookArgs {
             max_attempts: self.webhook_attempts,
             deadline: self.webhook_deadline,
             max_in_flight: self.webhook_max_in_flight,
-            allow: self.notify_allow.clone(),
-            deny_private: self.notify_deny_private,
+            destinations: DestinationPolicy::new(
+                self.notify_allow.clone(),
+                self.notify_deny_private,
+            ),
             ..WebhookConfig::default()
         };
         config.validate()?;
@@ -126,7 +130,7 @@ mod tests {
                 d.max_in_flight
             )
         );
-        assert!(c.secrets.is_empty() && c.allow.is_empty() && !c.deny_private);
+        assert!(c.secrets.is_empty() && c.destinations.is_open());
     }
 
     #[test]
@@ -157,8 +161,8 @@ mod tests {
         assert_eq!(c.max_attempts, 5);
         assert_eq!(c.deadline, Duration::from_secs(120));
         assert_eq!(c.max_in_flight, 8);
-        assert_eq!(c.allow.len(), 3);
-        assert!(c.deny_private);
+        assert_eq!(c.destinations.allow().len(), 3);
+        assert!(c.destinations.deny_private());
     }
 
     #[test]
@@ -181,7 +185,7 @@ mod tests {
     fn environment_variables_are_read() {
         if let Ok(expected) = std::env::var("IMGCHKR_TEST_EXPECT") {
             let got = match parse(&[]) {
-                Ok(c) => format!("{} {}", c.deny_private, c.secrets.len()),
+                Ok(c) => format!("{} {}", c.destinations.deny_private(), c.secrets.len()),
                 Err(_) => "error".to_owned(),
             };
             assert_eq!(got, expected);

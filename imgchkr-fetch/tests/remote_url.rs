@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use imgchkr_core::{AssetPath, Policy, Report};
-use imgchkr_notify::{RemoteConfig, RemoteSources};
+use imgchkr_fetch::{DestinationPolicy, RemoteConfig, RemoteSources};
 use remote_common::{frame_offset, jpeg, png};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -530,7 +530,7 @@ async fn redirects_are_followed_within_the_bound() {
 async fn deny_private_never_connects_to_loopback() {
     let server = Server::start("127.0.0.1", vec![("/a.jpg", Route::file(exif_jpeg()))]).await;
     let mut config = fast_config();
-    config.deny_private = true;
+    config.destinations = DestinationPolicy::new(Vec::new(), true);
     let url = server.url("/a.jpg");
     let report = check(config.clone(), &url).await;
     assert_eq!(
@@ -554,7 +554,7 @@ async fn deny_private_never_connects_to_loopback() {
 
     // The same policy at submission time.
     let mut config = fast_config();
-    config.deny_private = true;
+    config.destinations = DestinationPolicy::new(Vec::new(), true);
     let sources = RemoteSources::new(config).unwrap();
     assert_eq!(
         sources.check_url(&url).await,
@@ -577,8 +577,7 @@ async fn a_redirect_to_a_forbidden_destination_is_not_followed() {
     )
     .await;
     let mut config = fast_config();
-    config.deny_private = true;
-    config.allow = vec!["127.0.0.1/32".parse().unwrap()];
+    config.destinations = DestinationPolicy::new(vec!["127.0.0.1/32".parse().unwrap()], true);
     let url = origin.url("/old.jpg");
     let report = check(config, &url).await;
     assert_eq!(

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use imgchkr_core::{AssetPath, Policy, Report};
-use imgchkr_notify::{RemoteConfig, RemoteSources};
+use imgchkr_fetch::{RemoteConfig, RemoteSources};
 use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
