@@ -91,8 +91,32 @@ mod tests {
             parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
             Some(Duration::ZERO)
         );
-        for bad in ["", "-5", "soon", "1.5", "Sunday, 06-Nov-94 08:49:37 GMT"] {
+        for bad in [
+            "",
+            "-5",
+            "soon",
+            "1.5",
+            "Sun, 06 Nov 1994 08:49:37",
+            "06/11/1994",
+        ] {
             assert_eq!(parse_retry_after(bad, now), None, "{bad:?}");
+        }
+    }
+
+    /// RFC 9110 §5.6.7: recipients must accept the two obsolete HTTP-date forms too.
+    #[test]
+    fn retry_after_accepts_the_obsolete_date_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777); // 1994-11-06 08:49:37Z
+        for date in [
+            "Sun, 06 Nov 1994 08:50:07 GMT",  // IMF-fixdate
+            "Sunday, 06-Nov-94 08:50:07 GMT", // RFC 850
+            "Sun Nov  6 08:50:07 1994",       // asctime
+        ] {
+            assert_eq!(
+                parse_retry_after(date, now),
+                Some(Duration::from_secs(30)),
+                "{date:?}"
+            );
         }
     }
 }
