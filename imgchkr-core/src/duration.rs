@@ -45,4 +45,28 @@ mod tests {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
     }
+
+    /// Every form either of the two former parsers accepted (notify's `1.5s`, the service's
+    /// `2d`), and the documented examples (`90s, 30m, 1h, 2d`, `15s`, `300ms`, seconds).
+    #[test]
+    fn one_grammar_for_every_flag() {
+        let s = Duration::from_secs;
+        let cases = [
+            ("30", s(30)),
+            ("7", s(7)),
+            ("1.5", Duration::from_millis(1_500)),
+            ("1.5s", Duration::from_millis(1_500)),
+            ("250ms", Duration::from_millis(250)),
+            ("90s", s(90)),
+            ("30m", s(1_800)),
+            ("1h", s(3_600)),
+            ("2d", s(172_800)),
+            ("1h 30m", s(5_400)),
+            ("1min", s(60)),
+            ("0", Duration::ZERO),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_duration(text), Ok(expected), "{text:?}");
+        }
+    }
 }

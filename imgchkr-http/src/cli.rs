@@ -286,6 +286,34 @@ mod tests {
         assert_eq!(defaults.limits.policy(), Policy::default());
     }
 
+    /// One grammar for every duration flag, whichever crate declares it: `1.5s` was refused
+    /// by the service's own flags, `2d` by the webhook and fetch flags.
+    #[test]
+    fn every_duration_flag_takes_one_grammar() {
+        let command = Cli::command().mut_args(|arg| arg.env(None));
+        let matches = command
+            .try_get_matches_from([
+                "imgchkr",
+                "--job-retention",
+                "1.5s",
+                "--drain-timeout",
+                "2d",
+                "--webhook-deadline",
+                "2d",
+                "--fetch-timeout",
+                "1h 30m",
+            ])
+            .unwrap();
+        let cli = Cli::from_arg_matches(&matches).unwrap();
+        assert_eq!(cli.serve.job_retention, Duration::from_millis(1_500));
+        assert_eq!(cli.serve.drain_timeout, Duration::from_secs(172_800));
+        assert_eq!(
+            cli.serve.webhooks.webhook_deadline,
+            Duration::from_secs(172_800)
+        );
+        assert_eq!(cli.serve.remote.fetch_timeout, Duration::from_secs(5_400));
+    }
+
     #[test]
     fn durations_and_tokens_parse() {
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
