@@ -4,28 +4,34 @@
 
 use std::time::Duration;
 
-/// A duration that is not a number of seconds or `<n>ms|s|m|h`.
+/// A text that is not a duration; the message quotes it and shows the accepted forms.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {0:?}: expected e.g. 15, 15s, 300ms or 1m")]
+#[error("invalid duration {0:?}: expected seconds (30, 1.5) or units such as 300ms, 15s, 5m, 1h, 2d, 1h 30m")]
 pub struct DurationError(String);
 
-/// Parses `15`, `15s`, `1.5s`, `300ms`, `2m` or `1h` (a bare number is seconds).
+/// Parses a duration: a bare number of seconds (`30`, `1.5`), or `humantime`'s spans
+/// (`300ms`, `1.5s`, `5m`, `1h`, `2d`, `1h 30m`; units `ms`, `s`/`sec`, `m`/`min`, `h`, `d`,
+/// `w`, …). Negative, non-finite and overflowing values are refused.
+///
+/// ```
+/// use std::time::Duration;
+/// use imgchkr_core::duration::parse_duration;
+/// assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+/// assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+/// assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+/// assert!(parse_duration("soon").is_err());
+/// ```
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
-    let bad = || DurationError(text.to_owned());
     let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let value: f64 = number.parse().map_err(|_| bad())?;
-    let seconds = match unit.trim() {
-        "" | "s" | "sec" | "secs" => value,
-        "ms" => value / 1000.0,
-        "m" | "min" | "mins" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(bad()),
+    // A bare number has always meant seconds (`--webhook-connect-timeout 2`); humantime
+    // wants a unit, so the number is given one.
+    let bare_number = !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let parsed = if bare_number {
+        humantime::parse_duration(&format!("{t}s"))
+    } else {
+        humantime::parse_duration(t)
     };
-    Duration::try_from_secs_f64(seconds).map_err(|_| bad())
+    parsed.map_err(|_| DurationError(text.to_owned()))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 use imgchkr_core::Policy;
+use imgchkr_core::duration::parse_duration;
 
 /// Header-only image validation: an HTTP service with webhooks, and a local checker.
 #[derive(Debug, Parser)]
@@ -231,27 +232,6 @@ impl ServeArgs {
         self.tenant_queue_share
             .unwrap_or(self.queue_capacity / tenants)
             .clamp(1, self.queue_capacity.max(1))
-    }
-}
-
-/// Parses `90`, `90s`, `250ms`, `30m`, `1h`, `2d`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 30s, 5m, 1h"))?;
-    let secs = |k: u64| Duration::from_secs(n.saturating_mul(k));
-    match unit.trim() {
-        "ms" => Ok(Duration::from_millis(n)),
-        "" | "s" => Ok(secs(1)),
-        "m" => Ok(secs(60)),
-        "h" => Ok(secs(3600)),
-        "d" => Ok(secs(86_400)),
-        other => Err(format!(
-            "invalid duration unit {other:?}: use ms, s, m, h or d"
-        )),
     }
 }
 
