@@ -6,7 +6,9 @@ use std::time::Duration;
 
 /// A text that is not a duration; the message quotes it and shows the accepted forms.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {0:?}: expected seconds (30, 1.5) or units such as 300ms, 15s, 5m, 1h, 2d, 1h 30m")]
+#[error(
+    "invalid duration {0:?}: expected seconds (30, 1.5) or units such as 300ms, 15s, 5m, 1h, 2d, 1h 30m"
+)]
 pub struct DurationError(String);
 
 /// Parses a duration: a bare number of seconds (`30`, `1.5`), or `humantime`'s spans

@@ -6,7 +6,9 @@ use std::time::Duration;
 use imgchkr_core::duration::parse_duration;
 use imgchkr_egress::DestinationPolicy;
 
-use crate::config::{ConfigError, DEFAULT_MAX_READS, DEFAULT_MAX_REDIRECTS, RemoteConfig};
+use crate::config::{
+    ConfigError, DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_READS, DEFAULT_MAX_REDIRECTS, RemoteConfig,
+};
 
 /// An `assetPath.location` a server can accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -64,6 +66,12 @@ pub struct RemoteArgs {
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub fetch_max_reads: u32,
 
+    /// Remote assets fetched at once (their own bound: slow remote servers never hold the
+    /// probe places of local reads); past it a fetch waits, within --fetch-timeout.
+    #[arg(long, env = "IMGCHKR_FETCH_MAX_CONCURRENT", default_value_t = DEFAULT_MAX_CONCURRENT,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub fetch_max_concurrent: usize,
+
     /// Buckets `s3` assets may name. Unset: any bucket the credentials can read.
     #[arg(
         long,
@@ -103,6 +111,7 @@ impl RemoteArgs {
             connect_timeout: self.fetch_connect_timeout,
             max_redirects: self.fetch_max_redirects,
             max_reads: self.fetch_max_reads,
+            max_concurrent: self.fetch_max_concurrent,
             s3_buckets: self.s3_buckets.clone(),
             ..RemoteConfig::with_destinations(destinations.clone())
         };
@@ -172,6 +181,8 @@ mod tests {
             "0",
             "--fetch-max-reads",
             "4",
+            "--fetch-max-concurrent",
+            "3",
             "--s3-buckets",
             "images,thumbs",
         ])
@@ -180,12 +191,13 @@ mod tests {
         assert_eq!(c.timeout, Duration::from_secs(2));
         assert_eq!(c.request_timeout, Duration::from_millis(500));
         assert_eq!(c.connect_timeout, Duration::from_secs(1));
-        assert_eq!((c.max_redirects, c.max_reads), (0, 4));
+        assert_eq!((c.max_redirects, c.max_reads, c.max_concurrent), (0, 4, 3));
         assert_eq!(c.s3_buckets, ["images", "thumbs"]);
         assert_eq!(c.destinations.allow().len(), 1);
         assert!(c.destinations.deny_private());
         assert!(parse(&["--locations", "ftp"]).is_err());
         assert!(parse(&["--fetch-max-reads", "0"]).is_err());
+        assert!(parse(&["--fetch-max-concurrent", "0"]).is_err());
         assert!(parse(&["--fetch-timeout", "0"]).is_err());
     }
 

@@ -16,6 +16,8 @@ pub const DEFAULT_FETCH_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_MAX_REDIRECTS: usize = 5;
 /// Default number of range reads per asset (a JPEG needs one per large segment it skips).
 pub const DEFAULT_MAX_READS: u32 = 32;
+/// Default number of assets fetched at once, across all callers.
+pub const DEFAULT_MAX_CONCURRENT: usize = 64;
 
 /// The longest any configured duration may be (keeps `Instant + duration` far from overflow).
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
@@ -56,6 +58,10 @@ pub struct RemoteConfig {
     pub max_redirects: usize,
     /// Range reads per asset, the first included; at least 1.
     pub max_reads: u32,
+    /// Assets fetched at once by a [`crate::RemoteSources`] and its clones; at least 1. A
+    /// fetch waits for a place within its own timeout. This bound is the sources' own, so
+    /// slow remote servers hold these places and nothing of the caller's.
+    pub max_concurrent: usize,
     /// Where `url` assets may be read from (the server uses the webhooks' policy: one policy
     /// for every outbound request).
     pub destinations: DestinationPolicy,
@@ -76,6 +82,7 @@ impl Default for RemoteConfig {
             connect_timeout: DEFAULT_FETCH_CONNECT_TIMEOUT,
             max_redirects: DEFAULT_MAX_REDIRECTS,
             max_reads: DEFAULT_MAX_READS,
+            max_concurrent: DEFAULT_MAX_CONCURRENT,
             destinations: DestinationPolicy::default(),
             s3_from_env: true,
             s3_options: Vec::new(),
@@ -93,6 +100,7 @@ impl fmt::Debug for RemoteConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("max_redirects", &self.max_redirects)
             .field("max_reads", &self.max_reads)
+            .field("max_concurrent", &self.max_concurrent)
             .field("destinations", &self.destinations)
             .field("s3_from_env", &self.s3_from_env)
             .field("s3_options", &s3_options)
@@ -122,6 +130,12 @@ impl RemoteConfig {
         }
         if self.max_reads == 0 {
             return range("fetch max reads", "must be at least 1");
+        }
+        if self.max_concurrent == 0 {
+            return range("fetch max concurrent", "must be at least 1");
+        }
+        if self.max_concurrent > tokio::sync::Semaphore::MAX_PERMITS {
+            return range("fetch max concurrent", "is too large");
         }
         if self.max_redirects > 100 {
             return range("fetch max redirects", "must be at most 100");
@@ -154,6 +168,11 @@ mod tests {
         );
         let config = RemoteConfig {
             max_reads: 0,
+            ..RemoteConfig::default()
+        };
+        assert!(config.validate().is_err());
+        let config = RemoteConfig {
+            max_concurrent: 0,
             ..RemoteConfig::default()
         };
         assert!(config.validate().is_err());

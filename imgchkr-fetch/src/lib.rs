@@ -81,7 +81,8 @@ mod url;
 pub use args::{Location, RemoteArgs};
 pub use config::{
     ConfigError, DEFAULT_FETCH_CONNECT_TIMEOUT, DEFAULT_FETCH_REQUEST_TIMEOUT,
-    DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_READS, DEFAULT_MAX_REDIRECTS, MAX_DURATION, RemoteConfig,
+    DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_READS, DEFAULT_MAX_REDIRECTS,
+    MAX_DURATION, RemoteConfig,
 };
 pub use imgchkr_egress::{AllowRule, DestinationPolicy};
 pub use sources::RemoteSources;

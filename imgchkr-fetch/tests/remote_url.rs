@@ -33,6 +33,9 @@ enum Route {
     Redirect(String),
     /// Read the request and say nothing (for 30 s at most).
     Hang,
+    /// Hold the request until the test calls [`Server::release`] (10 s at most), then
+    /// answer as this route.
+    Stall(Box<Route>),
     /// These bytes as the whole response.
     Raw(&'static str),
 }
@@ -68,6 +71,11 @@ struct State {
     body_bytes: AtomicU64,
     /// `"<path> <range or ->"` per request.
     requests: Mutex<Vec<String>>,
+    /// Requests read and not yet answered, and the most there ever were.
+    waiting: AtomicUsize,
+    most_waiting: AtomicUsize,
+    /// Set by `release`: stalled requests are answered.
+    released: tokio::sync::watch::Sender<bool>,
 }
 
 struct Server {
@@ -114,6 +122,21 @@ impl Server {
     fn requests(&self) -> Vec<String> {
         self.state.requests.lock().unwrap().clone()
     }
+
+    /// Requests held unanswered right now.
+    fn waiting(&self) -> usize {
+        self.state.waiting.load(Ordering::SeqCst)
+    }
+
+    /// The most requests ever held unanswered at once.
+    fn most_waiting(&self) -> usize {
+        self.state.most_waiting.load(Ordering::SeqCst)
+    }
+
+    /// Answers every stalled request, now and later.
+    fn release(&self) {
+        self.state.released.send_replace(true);
+    }
 }
 
 /// Answers one request per connection, then closes it.
@@ -146,6 +169,23 @@ async fn serve(mut stream: TcpStream, state: Arc<State>) {
         .unwrap()
         .push(format!("{path} {}", range.as_deref().unwrap_or("-")));
     let route = state.routes.lock().unwrap().get(&path).cloned();
+    // Counted down before the answer is written, so a client that has its answer is never
+    // still counted.
+    let now_waiting = state.waiting.fetch_add(1, Ordering::SeqCst) + 1;
+    state.most_waiting.fetch_max(now_waiting, Ordering::SeqCst);
+    let route = match route {
+        Some(Route::Stall(then)) => {
+            let mut released = state.released.subscribe();
+            let _ = tokio::time::timeout(
+                Duration::from_secs(10),
+                released.wait_for(|released| *released),
+            )
+            .await;
+            Some(*then)
+        }
+        other => other,
+    };
+    state.waiting.fetch_sub(1, Ordering::SeqCst);
     let Some(route) = route else {
         let _ = stream
             .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
@@ -165,6 +205,7 @@ async fn serve(mut stream: TcpStream, state: Arc<State>) {
             let _ = stream.write_all(head.as_bytes()).await;
         }
         Route::Hang => tokio::time::sleep(Duration::from_secs(30)).await,
+        Route::Stall(_) => {}
         Route::Raw(response) => {
             let _ = stream.write_all(response.as_bytes()).await;
         }
@@ -625,4 +666,105 @@ async fn other_locations_and_bad_urls_are_cannot_fetch() {
         report.error_texts(),
         ["Cannot fetch ftp://x/a.jpg: not an absolute http or https URL"]
     );
+}
+
+/// Waits, at most 5 s, until `ready` holds.
+async fn wait_until(what: &str, ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !ready() {
+        assert!(Instant::now() < deadline, "waited 5 s for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Remote fetches are bounded by the sources' own `max_concurrent`: slow servers hold at most
+/// that many fetches, further ones wait for a place (no connection meanwhile), and nothing of
+/// the caller's is needed for that (the caller here holds no semaphore at all).
+#[tokio::test]
+async fn no_more_than_max_concurrent_fetches_run_at_once() {
+    let image = jpeg(640, 480, 0, 0, 1_000);
+    let server = Server::start(
+        "127.0.0.1",
+        vec![
+            (
+                "/slow.jpg",
+                Route::Stall(Box::new(Route::file(image.clone()))),
+            ),
+            ("/fast.jpg", Route::file(image)),
+        ],
+    )
+    .await;
+    let mut config = fast_config();
+    config.max_concurrent = 2;
+    let sources = RemoteSources::new(config).unwrap();
+    let validate = |path: &str| {
+        let sources = sources.clone();
+        let asset = AssetPath::Url {
+            path: server.url(path),
+        };
+        tokio::spawn(async move { sources.validate(&asset, &Policy::default()).await })
+    };
+
+    let slow: Vec<_> = (0..4).map(|_| validate("/slow.jpg")).collect();
+    wait_until("two stalled requests", || server.waiting() >= 2).await;
+    // Time for the two others to connect, were they allowed to.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.waiting(), 2, "stalled requests at once");
+    assert_eq!(server.requests().len(), 2, "{:?}", server.requests());
+    let fast = validate("/fast.jpg");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!fast.is_finished(), "a fetch ran past the limit");
+    assert_eq!(server.requests().len(), 2, "{:?}", server.requests());
+
+    server.release();
+    for task in slow.into_iter().chain([fast]) {
+        let report = tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("every fetch ends once the server answers")
+            .unwrap();
+        assert!(report.is_valid(), "{:?}", report.errors);
+    }
+    assert_eq!(server.requests().len(), 5, "{:?}", server.requests());
+    assert_eq!(server.most_waiting(), 2);
+}
+
+/// A fetch waits for a place within its own timeout, and says so when that runs out.
+#[tokio::test]
+async fn waiting_for_a_fetch_place_is_bounded_by_the_timeout() {
+    let server = Server::start(
+        "127.0.0.1",
+        vec![("/slow.jpg", Route::Stall(Box::new(Route::Status(500))))],
+    )
+    .await;
+    let mut config = fast_config();
+    config.max_concurrent = 1;
+    config.timeout = Duration::from_millis(500);
+    let sources = RemoteSources::new(config).unwrap();
+    let url = server.url("/slow.jpg");
+    let asset = AssetPath::Url { path: url.clone() };
+    let first = {
+        let (sources, asset) = (sources.clone(), asset.clone());
+        tokio::spawn(async move { sources.validate(&asset, &Policy::default()).await })
+    };
+    wait_until("the first request", || server.waiting() == 1).await;
+    let started = Instant::now();
+    let second = sources.validate(&asset, &Policy::default()).await;
+    assert_eq!(
+        second.error_texts(),
+        [format!(
+            "Cannot fetch {url}: timeout waiting for a fetch slot"
+        )]
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let first = first.await.unwrap();
+    assert_eq!(
+        first.error_texts(),
+        [format!("Cannot fetch {url}: timeout")]
+    );
+    assert_eq!(server.requests().len(), 1);
+    server.release();
 }
