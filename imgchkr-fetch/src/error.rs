@@ -39,7 +39,8 @@ pub(crate) enum FetchError {
     Request(Failure),
     /// The bucket is not in the allowlist.
     BucketNotAllowed(String),
-    /// The asset's overall timeout ran out.
+    /// The asset's overall timeout ran out (waiting for a place among the fetches in
+    /// flight included).
     Timeout,
     /// Anything else: a status, an invalid answer, a bound reached; the text says which.
     Unreachable(String),

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use futures_util::FutureExt as _;
 use imgchkr_core::{AssetPath, Policy, Report, ValidationError};
 use imgchkr_egress::check_url;
+use tokio::sync::Semaphore;
+use tokio::time::{Instant, timeout_at};
 
 use crate::config::{ConfigError, RemoteConfig};
 use crate::error::{FetchError, Outcome};
@@ -15,7 +17,9 @@ use crate::s3::Stores;
 use crate::url::UrlReader;
 
 /// Validates images at `url` and `s3` locations. Cheap to clone: clones share one HTTP
-/// client (and its connection pool) and one cache of S3 stores.
+/// client (and its connection pool), one cache of S3 stores, and one bound on the fetches in
+/// flight ([`RemoteConfig::max_concurrent`]): a caller needs no concurrency limit of its own
+/// for them, and should not hold one that local work also waits on.
 #[derive(Debug, Clone)]
 pub struct RemoteSources {
     inner: Arc<Inner>,
@@ -26,6 +30,8 @@ struct Inner {
     config: RemoteConfig,
     url: UrlReader,
     s3: Stores,
+    /// One place per fetch in flight.
+    slots: Semaphore,
 }
 
 impl RemoteSources {
@@ -35,8 +41,14 @@ impl RemoteSources {
         config.validate()?;
         let url = UrlReader::new(&config)?;
         let s3 = Stores::new(&config);
+        let slots = Semaphore::new(config.max_concurrent);
         Ok(RemoteSources {
-            inner: Arc::new(Inner { config, url, s3 }),
+            inner: Arc::new(Inner {
+                config,
+                url,
+                s3,
+                slots,
+            }),
         })
     }
 
@@ -80,6 +92,10 @@ impl RemoteSources {
     /// report with its error (`File not found`, `Permission denied`, `Cannot fetch`). The
     /// report carries the object's `size`, the probe's answer and the body bytes received.
     /// A `local` asset is not for this type and is reported as `Cannot fetch`.
+    ///
+    /// At most [`RemoteConfig::max_concurrent`] validations fetch at once; a further one
+    /// waits for a place, within its [`RemoteConfig::timeout`]: the wait and the fetch share
+    /// one deadline (`Cannot fetch <path>: timeout` when it runs out).
     pub async fn validate(&self, asset: &AssetPath, policy: &Policy) -> Report {
         let location = asset.location();
         let path = asset.path();
@@ -93,13 +109,21 @@ impl RemoteSources {
                 _ => Err(FetchError::unreachable("not a remote location")),
             }
         };
-        let guarded = AssertUnwindSafe(tokio::time::timeout(self.inner.config.timeout, work))
-            .catch_unwind()
-            .await;
-        let result = match guarded {
-            Ok(Ok(result)) => result,
-            Ok(Err(_elapsed)) => Err(FetchError::Timeout),
-            Err(_panic) => Err(FetchError::unreachable("internal error")),
+        // One deadline for the wait for a place and the fetch itself.
+        let deadline = Instant::now() + self.inner.config.timeout;
+        let result = match timeout_at(deadline, self.inner.slots.acquire()).await {
+            // The semaphore is never closed; a closed one would mean no place ever.
+            Err(_) | Ok(Err(_)) => Err(FetchError::Timeout),
+            Ok(Ok(_slot)) => {
+                let guarded = AssertUnwindSafe(timeout_at(deadline, work))
+                    .catch_unwind()
+                    .await;
+                match guarded {
+                    Ok(Ok(result)) => result,
+                    Ok(Err(_elapsed)) => Err(FetchError::Timeout),
+                    Err(_panic) => Err(FetchError::unreachable("internal error")),
+                }
+            }
         };
         let bytes_read = meter.bytes();
         let outcome = match &result {
