@@ -64,13 +64,30 @@ impl Route {
     }
 }
 
+/// A request as the server read it.
+#[derive(Debug, Clone)]
+struct Request {
+    path: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Request {
+    /// The value of header `name` (lower case), if it was sent once; panics if sent twice.
+    fn header(&self, name: &str) -> Option<&str> {
+        let mut values = self.headers.iter().filter(|(n, _)| n == name);
+        let value = values.next().map(|(_, v)| v.as_str());
+        assert!(values.next().is_none(), "{name} sent twice: {self:?}");
+        value
+    }
+}
+
 #[derive(Default)]
 struct State {
     routes: Mutex<HashMap<String, Route>>,
     connections: AtomicUsize,
     body_bytes: AtomicU64,
-    /// `"<path> <range or ->"` per request.
-    requests: Mutex<Vec<String>>,
+    /// Every request: its path and its headers (names in lower case), in arrival order.
+    requests: Mutex<Vec<Request>>,
     /// Requests read and not yet answered, and the most there ever were.
     waiting: AtomicUsize,
     most_waiting: AtomicUsize,
@@ -119,7 +136,16 @@ impl Server {
         self.state.connections.load(Ordering::SeqCst)
     }
 
+    /// `"<path> <Range header or ->"` per request.
     fn requests(&self) -> Vec<String> {
+        self.received()
+            .iter()
+            .map(|r| format!("{} {}", r.path, r.header("range").unwrap_or("-")))
+            .collect()
+    }
+
+    /// Every request with all its headers.
+    fn received(&self) -> Vec<Request> {
         self.state.requests.lock().unwrap().clone()
     }
 
@@ -158,16 +184,21 @@ async fn serve(mut stream: TcpStream, state: Arc<State>) {
     }
     let text = String::from_utf8_lossy(&head).into_owned();
     let path = text.split(' ').nth(1).unwrap_or("/").to_owned();
-    let range = text.lines().find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        name.eq_ignore_ascii_case("range")
-            .then(|| value.trim().to_owned())
-    });
-    state
-        .requests
-        .lock()
-        .unwrap()
-        .push(format!("{path} {}", range.as_deref().unwrap_or("-")));
+    let headers: Vec<(String, String)> = text
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            Some((name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        })
+        .collect();
+    let request = Request { path, headers };
+    let range = request.header("range").map(str::to_owned);
+    let path = request.path.clone();
+    state.requests.lock().unwrap().push(request);
     let route = state.routes.lock().unwrap().get(&path).cloned();
     // Counted down before the answer is written, so a client that has its answer is never
     // still counted.
@@ -311,7 +342,24 @@ async fn with_ranges_only_the_header_is_read() {
     assert!(report.bytes_read < 8 * 1024, "{}", report.bytes_read);
     assert!(server.sent() < 8 * 1024, "{}", server.sent());
     assert!(requests.len() <= 4, "{requests:?}");
-    assert!(requests[0].ends_with("bytes=0-2047"), "{requests:?}");
+    // Every request asked for a byte range of the identity representation: the first for the
+    // first 2 KiB, each later one for a range further on.
+    let received = server.received();
+    assert_eq!(received[0].header("range"), Some("bytes=0-2047"));
+    let mut last_start = None;
+    for request in &received {
+        assert_eq!(request.path, "/a.jpg");
+        assert_eq!(
+            request.header("accept-encoding"),
+            Some("identity"),
+            "{request:?}"
+        );
+        let range = request.header("range").expect("a Range header");
+        let (start, end) = parse_range(range).unwrap_or_else(|| panic!("Range {range:?}"));
+        assert!(start <= end && end < total, "{range:?}");
+        assert!(last_start < Some(start), "ranges go forward: {received:?}");
+        last_start = Some(start);
+    }
 }
 
 #[tokio::test]
