@@ -54,17 +54,25 @@
 //!
 //! # Example
 //! ```no_run
-//! use imgchkr_core::{Event, JobId, Notifier, Payload};
 //! use imgchkr_core::notify::Notification;
-//! use imgchkr_notify::{Secret, WebhookConfig, WebhookNotifier};
+//! use imgchkr_core::{AssetPath, Event, Job, JobId, NotificationUrls, Notifier};
+//! use imgchkr_notify::{DestinationPolicy, Secret, WebhookConfig, WebhookNotifier};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let notifier = WebhookNotifier::new(WebhookConfig {
 //!     secrets: vec![Secret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?],
+//!     // Clients are not trusted: no loopback, private or metadata destinations.
+//!     destinations: DestinationPolicy::new(Vec::new(), true),
 //!     ..WebhookConfig::default()
 //! })?;
-//! # let notification: Notification = unimplemented!();
-//! let outcome = notifier.deliver(&notification).await;
+//! let hook: url::Url = "https://hooks.example.com/imgchkr".parse()?;
+//! notifier.check_destination(&hook).await?; // at submission time
+//! let job = Job::new(
+//!     JobId::random(),
+//!     AssetPath::Local { path: "a.jpg".into() },
+//!     NotificationUrls { on_start: hook.clone(), on_success: hook.clone(), on_failure: hook },
+//! );
+//! let outcome = notifier.deliver(&Notification::new(&job, Event::OnStart)).await;
 //! println!("delivered: {} after {} attempt(s)", outcome.delivered, outcome.attempts.len());
 //! # Ok(())
 //! # }
