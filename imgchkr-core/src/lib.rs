@@ -24,6 +24,7 @@
 pub mod admission;
 #[cfg(feature = "decode")]
 mod decode;
+pub mod duration;
 pub mod engine;
 pub mod fetch;
 pub mod job;

@@ -8,7 +8,7 @@ use imgchkr_core::admission::IdDeriver;
 use imgchkr_core::engine::Admission;
 use imgchkr_core::worker::Worker;
 use imgchkr_core::{Engine, Policy};
-use imgchkr_notify::RemoteSources;
+use imgchkr_fetch::RemoteSources;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::Auth;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 use imgchkr_core::Policy;
+use imgchkr_core::duration::parse_duration;
 
 /// Header-only image validation: an HTTP service with webhooks, and a local checker.
 #[derive(Debug, Parser)]
@@ -218,7 +219,7 @@ pub struct ServeArgs {
     pub webhooks: imgchkr_notify::WebhookArgs,
     /// Accepted locations and remote fetch settings.
     #[command(flatten)]
-    pub remote: imgchkr_notify::RemoteArgs,
+    pub remote: imgchkr_fetch::RemoteArgs,
 }
 
 impl Default for ServeArgs {
@@ -280,27 +281,6 @@ impl ServeArgs {
 /// The store when none is given: the embedded durable engine, in the working directory.
 pub const DEFAULT_STORE: &str = "memory:";
 
-/// Parses `90`, `90s`, `250ms`, `30m`, `1h`, `2d`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 30s, 5m, 1h"))?;
-    let secs = |k: u64| Duration::from_secs(n.saturating_mul(k));
-    match unit.trim() {
-        "ms" => Ok(Duration::from_millis(n)),
-        "" | "s" => Ok(secs(1)),
-        "m" => Ok(secs(60)),
-        "h" => Ok(secs(3600)),
-        "d" => Ok(secs(86_400)),
-        other => Err(format!(
-            "invalid duration unit {other:?}: use ms, s, m, h or d"
-        )),
-    }
-}
-
 /// Parses `TENANT:TOKEN`.
 pub fn parse_token(s: &str) -> Result<(String, String), String> {
     match s.trim().split_once(':') {
@@ -332,6 +312,34 @@ mod tests {
         assert_eq!(defaults.queue_url(), DEFAULT_STORE);
         assert!(defaults.redis.is_none() && defaults.metrics_listen.is_none());
         assert_eq!(defaults.limits.policy(), Policy::default());
+    }
+
+    /// One grammar for every duration flag, whichever crate declares it: `1.5s` was refused
+    /// by the service's own flags, `2d` by the webhook and fetch flags.
+    #[test]
+    fn every_duration_flag_takes_one_grammar() {
+        let command = Cli::command().mut_args(|arg| arg.env(None));
+        let matches = command
+            .try_get_matches_from([
+                "imgchkr",
+                "--job-retention",
+                "1.5s",
+                "--drain-timeout",
+                "2d",
+                "--webhook-deadline",
+                "2d",
+                "--fetch-timeout",
+                "1h 30m",
+            ])
+            .unwrap();
+        let cli = Cli::from_arg_matches(&matches).unwrap();
+        assert_eq!(cli.serve.job_retention, Duration::from_millis(1_500));
+        assert_eq!(cli.serve.drain_timeout, Duration::from_secs(172_800));
+        assert_eq!(
+            cli.serve.webhooks.webhook_deadline,
+            Duration::from_secs(172_800)
+        );
+        assert_eq!(cli.serve.remote.fetch_timeout, Duration::from_secs(5_400));
     }
 
     #[test]

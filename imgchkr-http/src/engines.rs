@@ -101,9 +101,10 @@ pub async fn open(args: &ServeArgs) -> Result<Arc<dyn Engine>, EngineError> {
     match store_kind {
         Kind::Memory => Ok(Arc::new(MemoryEngine::new())),
         Kind::Redis => {
-            let engine = imgchkr_redis::RedisEngine::connect(imgchkr_redis::RedisConfig::new(store))
-                .await
-                .map_err(|e| open_failed(e.to_string()))?;
+            let engine =
+                imgchkr_redis::RedisEngine::connect(imgchkr_redis::RedisConfig::new(store))
+                    .await
+                    .map_err(|e| open_failed(e.to_string()))?;
             imgchkr_redis::describe_metrics();
             Ok(Arc::new(engine))
         }

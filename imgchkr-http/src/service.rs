@@ -27,7 +27,8 @@ use imgchkr_core::engine::WorkerId;
 use imgchkr_core::engine::{Admission, Retention};
 use imgchkr_core::worker::{Worker, WorkerConfig, purge_forever};
 use imgchkr_core::{Engine, ImageDir, JobId, Notifier};
-use imgchkr_notify::{DestinationCheck, RemoteSources, WebhookNotifier};
+use imgchkr_fetch::RemoteSources;
+use imgchkr_notify::{DestinationCheck, WebhookNotifier};
 use metrics_exporter_prometheus::PrometheusHandle;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
@@ -467,7 +468,7 @@ fn remote_sources(args: &ServeArgs) -> Result<Option<RemoteSources>, ServiceErro
         .map_err(|e| ServiceError::Webhooks(e.to_string()))?;
     let config = args
         .remote
-        .config(&webhooks)
+        .config(&webhooks.destinations)
         .map_err(|e| remote(e.to_string()))?;
     RemoteSources::new(config)
         .map(Some)

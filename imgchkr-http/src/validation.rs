@@ -10,7 +10,7 @@ use std::time::Instant;
 use imgchkr_core::notify::BoxFuture;
 use imgchkr_core::worker::Validator;
 use imgchkr_core::{AssetPath, ImageDir, Job, Policy, Report, ValidationError, Verify};
-use imgchkr_notify::RemoteSources;
+use imgchkr_fetch::RemoteSources;
 use tokio::sync::Semaphore;
 
 use crate::metrics as m;

@@ -8,22 +8,31 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
 
 use common::{Receiver, Server, jpeg_header};
 use serde_json::json;
 
-/// Serves `body` at every path, answering `Range: bytes=a-b` with 206 and `Content-Range`.
-fn range_server(body: Vec<u8>) -> SocketAddr {
+/// The headers of each request a [`range_server`] received (names in lower case).
+type Heads = Arc<Mutex<Vec<Vec<(String, String)>>>>;
+
+/// Serves `body` at every path, answering `Range: bytes=a-b` with 206 and `Content-Range`
+/// (and anything else with 200 and the whole body), recording every request's headers.
+fn range_server(body: Vec<u8>) -> (SocketAddr, Heads) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    let heads = Heads::default();
+    let recorded = Arc::clone(&heads);
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
             let body = body.clone();
+            let heads = Arc::clone(&recorded);
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 loop {
                     let mut range = None;
+                    let mut head = Vec::new();
                     let mut first = String::new();
                     if reader.read_line(&mut first).unwrap_or(0) == 0 {
                         return;
@@ -37,12 +46,14 @@ fn range_server(body: Vec<u8>) -> SocketAddr {
                         if line.is_empty() {
                             break;
                         }
-                        if let Some((k, v)) = line.split_once(':')
-                            && k.eq_ignore_ascii_case("range")
-                        {
-                            range = v.trim().strip_prefix("bytes=").map(str::to_owned);
+                        if let Some((k, v)) = line.split_once(':') {
+                            head.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                            if k.eq_ignore_ascii_case("range") {
+                                range = v.trim().strip_prefix("bytes=").map(str::to_owned);
+                            }
                         }
                     }
+                    heads.lock().unwrap().push(head);
                     let total = body.len();
                     let (status, extra, slice) = match range.and_then(|r| {
                         let (a, b) = r.split_once('-')?;
@@ -70,12 +81,12 @@ fn range_server(body: Vec<u8>) -> SocketAddr {
             });
         }
     });
-    addr
+    (addr, heads)
 }
 
 fn url_asset_is_read_with_ranges_and_fails_on_dimensions() {
     let hooks = Receiver::start();
-    let images = range_server(jpeg_header(1800, 1200));
+    let (images, heads) = range_server(jpeg_header(1800, 1200));
     let server = Server::start(&["--locations", "local,url"]);
     let mut body = hooks.submission("unused");
     body["assetPath"] = json!({"location": "url", "path": format!("http://{images}/a.jpg")});
@@ -95,6 +106,26 @@ fn url_asset_is_read_with_ranges_and_fails_on_dimensions() {
     let job = server.wait_final(&id);
     assert_eq!(job["state"], "failed");
     assert_eq!(job["errors"], errors);
+    // Read with ranges, not downloaded: every request asked for bytes, the first for the
+    // first 2 KiB.
+    let heads = heads.lock().unwrap().clone();
+    assert!(!heads.is_empty());
+    let range = |head: &Vec<(String, String)>| {
+        head.iter()
+            .find(|(name, _)| name == "range")
+            .map(|(_, value)| value.clone())
+    };
+    assert_eq!(
+        range(&heads[0]).as_deref(),
+        Some("bytes=0-2047"),
+        "{heads:?}"
+    );
+    assert!(
+        heads
+            .iter()
+            .all(|head| range(head).is_some_and(|r| r.starts_with("bytes="))),
+        "{heads:?}"
+    );
 
     // `local` still works next to it.
     server.write("b.jpg", &jpeg_header(1800, 1200));

@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
-use crate::allow::AllowRule;
-use crate::config::{ConfigError, WebhookConfig, parse_duration};
+use imgchkr_core::duration::parse_duration;
+use imgchkr_egress::{AllowRule, DestinationPolicy};
+
+use crate::config::{ConfigError, WebhookConfig};
 use crate::sign::{Secret, SecretText};
 
 /// Webhook delivery settings.
@@ -76,8 +78,10 @@ impl WebhookArgs {
             max_attempts: self.webhook_attempts,
             deadline: self.webhook_deadline,
             max_in_flight: self.webhook_max_in_flight,
-            allow: self.notify_allow.clone(),
-            deny_private: self.notify_deny_private,
+            destinations: DestinationPolicy::new(
+                self.notify_allow.clone(),
+                self.notify_deny_private,
+            ),
             ..WebhookConfig::default()
         };
         config.validate()?;
@@ -88,7 +92,7 @@ impl WebhookArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
+    use clap::{CommandFactory, FromArgMatches, Parser};
 
     #[derive(Debug, Parser)]
     struct Cli {
@@ -96,18 +100,25 @@ mod tests {
         webhook: WebhookArgs,
     }
 
+    /// `args` alone, whatever `IMGCHKR_*` variables the test run has: the environment is
+    /// switched off for every flag.
     fn parse(args: &[&str]) -> Result<WebhookConfig, String> {
-        let cli = Cli::try_parse_from(std::iter::once("imgchkr").chain(args.iter().copied()))
+        let command = Cli::command().mut_args(|arg| arg.env(None));
+        let matches = command
+            .try_get_matches_from(std::iter::once("imgchkr").chain(args.iter().copied()))
             .map_err(|e| e.to_string())?;
+        let cli = Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?;
+        cli.webhook.config().map_err(|e| e.to_string())
+    }
+
+    /// What the binary does: flags, then the environment.
+    fn parse_with_env() -> Result<WebhookConfig, String> {
+        let cli = Cli::try_parse_from(["imgchkr"]).map_err(|e| e.to_string())?;
         cli.webhook.config().map_err(|e| e.to_string())
     }
 
     #[test]
     fn defaults_match_the_config_defaults() {
-        // Skip if the environment of the test run sets any of the variables.
-        if std::env::vars().any(|(k, _)| k.starts_with("IMGCHKR_")) {
-            return;
-        }
         let c = parse(&[]).unwrap();
         let d = WebhookConfig::default();
         assert_eq!(
@@ -126,7 +137,7 @@ mod tests {
                 d.max_in_flight
             )
         );
-        assert!(c.secrets.is_empty() && c.allow.is_empty() && !c.deny_private);
+        assert!(c.secrets.is_empty() && c.destinations.is_open());
     }
 
     #[test]
@@ -157,8 +168,8 @@ mod tests {
         assert_eq!(c.max_attempts, 5);
         assert_eq!(c.deadline, Duration::from_secs(120));
         assert_eq!(c.max_in_flight, 8);
-        assert_eq!(c.allow.len(), 3);
-        assert!(c.deny_private);
+        assert_eq!(c.destinations.allow().len(), 3);
+        assert!(c.destinations.deny_private());
     }
 
     #[test]
@@ -176,12 +187,13 @@ mod tests {
     }
 
     /// The environment variables, read in a child process (the test binary itself) because
-    /// changing this process's environment would race with the other tests.
+    /// changing this process's environment would race with the other tests. The child gets
+    /// exactly the variables of its case: every other `IMGCHKR_*` is removed.
     #[test]
     fn environment_variables_are_read() {
         if let Ok(expected) = std::env::var("IMGCHKR_TEST_EXPECT") {
-            let got = match parse(&[]) {
-                Ok(c) => format!("{} {}", c.deny_private, c.secrets.len()),
+            let got = match parse_with_env() {
+                Ok(c) => format!("{} {}", c.destinations.deny_private(), c.secrets.len()),
                 Err(_) => "error".to_owned(),
             };
             assert_eq!(got, expected);
@@ -206,13 +218,15 @@ mod tests {
                     "args::tests::environment_variables_are_read",
                     "--quiet",
                 ])
-                .env("IMGCHKR_NOTIFY_DENY_PRIVATE", deny)
-                .env("IMGCHKR_TEST_EXPECT", expected)
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null());
-            if secrets.is_empty() {
-                child.env_remove("IMGCHKR_WEBHOOK_SECRET");
-            } else {
+            for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("IMGCHKR_")) {
+                child.env_remove(key);
+            }
+            child
+                .env("IMGCHKR_NOTIFY_DENY_PRIVATE", deny)
+                .env("IMGCHKR_TEST_EXPECT", expected);
+            if !secrets.is_empty() {
                 child.env("IMGCHKR_WEBHOOK_SECRET", secrets);
             }
             let status = child.status().unwrap();

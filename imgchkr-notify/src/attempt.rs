@@ -1,15 +1,13 @@
 //! One delivery attempt: sign, send, read the status, drain a bounded body, and say whether
 //! another attempt is worthwhile.
 
-use std::io;
 use std::time::{Duration, Instant, SystemTime};
 
 use imgchkr_core::notify::{Attempt, Notification};
+use imgchkr_egress::{Failure, HostVerdict};
 use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 
-use crate::destination::HostVerdict;
-use crate::notifier::Inner;
-use crate::resolver::{DestinationDenied, DnsFailure};
+use crate::client::WebhookClient;
 use crate::retry::{honours_retry_after, parse_retry_after, retryable_status};
 use crate::sign::signature_header;
 
@@ -28,14 +26,14 @@ pub enum Next {
 
 /// Makes attempt `number` of `n` with `body`, within `budget`.
 pub async fn attempt(
-    inner: &Inner,
+    client: &WebhookClient,
     n: &Notification,
     number: u32,
     body: &[u8],
     budget: Duration,
 ) -> (Attempt, Next) {
     let started = Instant::now();
-    if let HostVerdict::Refused(why) = inner.policy.check_host(&n.url) {
+    if let HostVerdict::Refused(why) = client.policy.check_host(&n.url) {
         // IP literals never reach the resolver, so the policy is applied here too; a
         // refused destination is never connected to.
         return (
@@ -51,15 +49,16 @@ pub async fn attempt(
     let timestamp = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let mut request = inner
-        .client
+    let mut request = client
+        .http
         .post(n.url.clone())
         .timeout(budget)
         .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
         .header("webhook-id", n.webhook_id.as_str())
         .header("webhook-timestamp", timestamp.to_string())
         .body(body.to_vec());
-    if let Some(signature) = signature_header(&inner.config.secrets, &n.webhook_id, timestamp, body)
+    if let Some(signature) =
+        signature_header(&client.config.secrets, &n.webhook_id, timestamp, body)
     {
         request = request.header("webhook-signature", signature);
     }
@@ -72,13 +71,16 @@ pub async fn attempt(
             );
         }
         Ok(Err(err)) => {
-            let (text, retry) = describe(&err);
-            let next = if retry {
+            let failure = Failure::of(&err);
+            let next = if failure.is_retryable() {
                 Next::Retry { after: None }
             } else {
                 Next::Stop
             };
-            return (Attempt::failed(number, text, started.elapsed()), next);
+            return (
+                Attempt::failed(number, failure.to_string(), started.elapsed()),
+                next,
+            );
         }
         Ok(Ok(response)) => response,
     };
@@ -89,7 +91,7 @@ pub async fn attempt(
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_retry_after(v, SystemTime::now()))
-        .map(|wait| wait.min(inner.config.max_retry_after));
+        .map(|wait| wait.min(client.config.max_retry_after));
 
     // The status is the receiver's answer; the body is read only so the connection can go
     // back to the pool: at most `max_response_body` bytes, for at most DRAIN_TIMEOUT (and
@@ -98,7 +100,7 @@ pub async fn attempt(
     let drain_budget = budget.saturating_sub(started.elapsed()).min(DRAIN_TIMEOUT);
     let _ = tokio::time::timeout(
         drain_budget,
-        drain(response, inner.config.max_response_body),
+        drain(response, client.config.max_response_body),
     )
     .await;
 
@@ -127,76 +129,5 @@ async fn drain(mut response: reqwest::Response, cap: usize) {
         if read > cap {
             return;
         }
-    }
-}
-
-/// The short error text of a failed request, and whether retrying may help. The source chain
-/// is searched for the root cause: our resolver's errors, then I/O errors, then hyper's.
-pub fn describe(err: &reqwest::Error) -> (String, bool) {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = source {
-        if let Some(denied) = e.downcast_ref::<DestinationDenied>() {
-            return (denied.to_string(), false);
-        }
-        if e.downcast_ref::<DnsFailure>().is_some() {
-            return ("dns failure".into(), true);
-        }
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            match io.kind() {
-                io::ErrorKind::ConnectionRefused => return ("connection refused".into(), true),
-                io::ErrorKind::ConnectionReset
-                | io::ErrorKind::ConnectionAborted
-                | io::ErrorKind::BrokenPipe => {
-                    return ("connection reset".into(), true);
-                }
-                io::ErrorKind::TimedOut => return ("timeout".into(), true),
-                io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
-                    return ("host unreachable".into(), true);
-                }
-                _ => {}
-            }
-        }
-        if let Some(hyper) = e.downcast_ref::<hyper::Error>() {
-            if hyper.is_timeout() {
-                return ("timeout".into(), true);
-            }
-            if hyper.is_incomplete_message() {
-                return ("connection closed before the response".into(), true);
-            }
-            if hyper.is_parse() || hyper.is_parse_status() {
-                return (format!("invalid response: {}", innermost(e)), true);
-            }
-        }
-        source = e.source();
-    }
-    if err.is_timeout() {
-        ("timeout".into(), true)
-    } else if err.is_builder() {
-        (format!("invalid request: {}", innermost(err)), false)
-    } else if err.is_connect() {
-        (format!("connection failed: {}", innermost(err)), true)
-    } else {
-        (format!("request failed: {}", innermost(err)), true)
-    }
-}
-
-/// The deepest cause's text: reqwest's own text ("error sending request for url (…)") says
-/// little and repeats the URL.
-fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut last = err;
-    while let Some(next) = last.source() {
-        last = next;
-    }
-    last.to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn innermost_walks_to_the_root() {
-        let io = io::Error::other(DnsFailure(io::Error::other("root cause")));
-        assert_eq!(innermost(&io), "root cause");
     }
 }

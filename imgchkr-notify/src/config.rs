@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use crate::allow::AllowRule;
-use crate::sign::Secret;
+use imgchkr_egress::DestinationPolicy;
+
+use crate::sign::{Secret, SecretError};
 
 /// Default per-attempt timeout, connect included.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -32,14 +33,8 @@ pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 #[non_exhaustive]
 pub enum ConfigError {
     /// A webhook secret is not `whsec_<base64>` (or bare base64) of a long enough key.
-    #[error("invalid webhook secret: {0}")]
-    Secret(String),
-    /// An allowlist entry is not a host, `.suffix`, IP address or CIDR range.
-    #[error("invalid notify allowlist entry {0}")]
-    AllowRule(String),
-    /// A duration is not a number of seconds or `<n>ms|s|m|h`.
-    #[error("invalid duration {0:?}: expected e.g. 15, 15s, 300ms or 1m")]
-    Duration(String),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
     /// A numeric setting is out of range (zero attempts, zero timeout, …).
     #[error("invalid {name}: {why}")]
     OutOfRange {
@@ -55,7 +50,7 @@ pub enum ConfigError {
 
 /// Everything [`crate::WebhookNotifier`] needs. `Default` is the documented defaults: no
 /// secrets (unsigned), 15 s per attempt (5 s to connect), 3 attempts within 60 s, 256
-/// attempts in flight, 64 KiB of response read, no allowlist, private destinations allowed.
+/// attempts in flight, 64 KiB of response read, any destination (an open policy).
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
     /// Signing secrets; empty sends unsigned webhooks (still with `webhook-id` and
@@ -79,10 +74,8 @@ pub struct WebhookConfig {
     pub max_retry_after: Duration,
     /// Response bytes read per attempt before the connection is dropped.
     pub max_response_body: usize,
-    /// Allowed destinations; empty allows any host.
-    pub allow: Vec<AllowRule>,
-    /// Refuse non-public destination addresses (loopback, private, metadata, …).
-    pub deny_private: bool,
+    /// Where webhooks may be sent (allowlist, deny-private); open by default.
+    pub destinations: DestinationPolicy,
 }
 
 impl Default for WebhookConfig {
@@ -98,8 +91,7 @@ impl Default for WebhookConfig {
             backoff_max: DEFAULT_BACKOFF_MAX,
             max_retry_after: DEFAULT_MAX_RETRY_AFTER,
             max_response_body: DEFAULT_MAX_RESPONSE_BODY,
-            allow: Vec::new(),
-            deny_private: false,
+            destinations: DestinationPolicy::default(),
         }
     }
 }
@@ -139,42 +131,9 @@ impl WebhookConfig {
     }
 }
 
-/// Parses `15`, `15s`, `1.5s`, `300ms`, `2m` or `1h` (a bare number is seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, ConfigError> {
-    let bad = || ConfigError::Duration(text.to_owned());
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let value: f64 = number.parse().map_err(|_| bad())?;
-    let seconds = match unit.trim() {
-        "" | "s" | "sec" | "secs" => value,
-        "ms" => value / 1000.0,
-        "m" | "min" | "mins" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(bad()),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|_| bad())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse() {
-        let ms = Duration::from_millis;
-        assert_eq!(parse_duration("15").unwrap(), ms(15_000));
-        assert_eq!(parse_duration("15s").unwrap(), ms(15_000));
-        assert_eq!(parse_duration("1.5s").unwrap(), ms(1_500));
-        assert_eq!(parse_duration("300ms").unwrap(), ms(300));
-        assert_eq!(parse_duration(" 2m ").unwrap(), ms(120_000));
-        assert_eq!(parse_duration("1h").unwrap(), ms(3_600_000));
-        for bad in ["", "s", "-1", "1x", "1e400", "1..2s", "NaN", "inf"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
-        }
-    }
 
     #[test]
     fn defaults_are_valid_and_zeroes_are_not() {
@@ -190,7 +149,7 @@ mod tests {
         };
         assert!(zero_timeout.validate().is_err());
         let forever = WebhookConfig {
-            deadline: parse_duration("1000000000000").unwrap(),
+            deadline: Duration::from_secs(1_000_000_000_000),
             ..WebhookConfig::default()
         };
         assert!(forever.validate().is_err());

@@ -44,40 +44,54 @@
 //! must decode to at least 16 bytes.
 //!
 //! # Destination policy
-//! Off by default. An allowlist (host names, `.domain` suffixes matching the domain and
-//! everything below it, IP addresses, CIDR ranges) restricts destinations; `deny_private`
-//! refuses loopback, private, link-local, unique-local, CGNAT, multicast, unspecified,
-//! reserved and cloud-metadata addresses (IPv4 embedded in IPv6 judged as IPv4). An
-//! allowlisted CIDR range overrides `deny_private`; an allowlisted name does not. The policy
-//! is applied to the addresses actually connected to (a resolver that filters what DNS
-//! returns, and a check of IP-literal URLs), so DNS rebinding cannot get around it, and a
-//! refused destination is never connected to. System proxies are ignored for the same reason.
-//! [`WebhookNotifier::check_destination`] (or a [`DestinationCheck`], for a service delivering
-//! through another notifier) applies it at submission time.
+//! Webhooks obey the [`imgchkr_egress`] destination policy ([`WebhookConfig::destinations`]),
+//! off by default: an allowlist (host names, `.domain` suffixes, IP addresses, CIDR ranges)
+//! and `deny_private` (loopback, private, link-local, metadata… addresses refused). It is
+//! applied to the addresses actually connected to, so DNS rebinding cannot get around it, and
+//! a refused destination is never connected to. System proxies are ignored for the same
+//! reason. [`WebhookNotifier::check_destination`] (or a [`DestinationCheck`], for a service
+//! delivering through another notifier) applies it at submission time.
 //!
-//! # Remote image locations
-//! [`RemoteSources`] validates `url` and `s3` assets, reading only the header bytes the probe
-//! asks for (HTTP `Range` requests, S3 ranged `GET`s) under the same destination policy; see
-//! [`remote`] for the behaviour, the texts and the S3 environment variables, and
-//! [`RemoteArgs`] for the flags.
+//! # Example
+//! ```no_run
+//! use imgchkr_core::notify::Notification;
+//! use imgchkr_core::{AssetPath, Event, Job, JobId, NotificationUrls, Notifier};
+//! use imgchkr_notify::{DestinationPolicy, Secret, WebhookConfig, WebhookNotifier};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let notifier = WebhookNotifier::new(WebhookConfig {
+//!     secrets: vec![Secret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?],
+//!     // Clients are not trusted: no loopback, private or metadata destinations.
+//!     destinations: DestinationPolicy::new(Vec::new(), true),
+//!     ..WebhookConfig::default()
+//! })?;
+//! let hook: url::Url = "https://hooks.example.com/imgchkr".parse()?;
+//! notifier.check_destination(&hook).await?; // at submission time
+//! let job = Job::new(
+//!     JobId::random(),
+//!     AssetPath::Local { path: "a.jpg".into() },
+//!     NotificationUrls { on_start: hook.clone(), on_success: hook.clone(), on_failure: hook },
+//! );
+//! let outcome = notifier.deliver(&Notification::new(&job, Event::OnStart)).await;
+//! println!("delivered: {} after {} attempt(s)", outcome.delivered, outcome.attempts.len());
+//! # Ok(())
+//! # }
+//! ```
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
-mod addr_class;
-mod allow;
 mod args;
 mod attempt;
+mod client;
 mod config;
-mod destination;
+mod destination_check;
 mod notifier;
-pub mod remote;
-mod resolver;
 mod retry;
 mod sign;
 
-pub use allow::AllowRule;
 pub use args::WebhookArgs;
-pub use config::{ConfigError, WebhookConfig, parse_duration};
-pub use notifier::{DestinationCheck, WebhookNotifier};
-pub use remote::{Location, RemoteArgs, RemoteConfig, RemoteSources};
-pub use sign::{Secret, SecretText};
+pub use config::{ConfigError, WebhookConfig};
+pub use destination_check::DestinationCheck;
+pub use imgchkr_egress::{AllowRule, DestinationPolicy};
+pub use notifier::WebhookNotifier;
+pub use sign::{Secret, SecretError, SecretText};

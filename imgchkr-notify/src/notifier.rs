@@ -9,59 +9,14 @@ use tokio::sync::Semaphore;
 use url::Url;
 
 use crate::attempt::{Next, attempt};
+use crate::client::WebhookClient;
 use crate::config::{ConfigError, WebhookConfig};
-use crate::destination::DestinationPolicy;
-use crate::resolver::{PolicyResolver, check_url};
+use crate::destination_check::DestinationCheck;
 use crate::retry::backoff;
 
 /// An attempt is not started with less time than this left before the deadline: it could
 /// not succeed and would only cost a connection.
 const MIN_ATTEMPT_BUDGET: Duration = Duration::from_millis(100);
-
-/// Idle pooled connections are closed after this long; receivers often close sooner.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The destination policy of a [`WebhookConfig`] (allowlist, `deny_private`) applied to a
-/// notification URL at submission time. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct DestinationCheck {
-    policy: Arc<DestinationPolicy>,
-    timeout: Duration,
-}
-
-impl DestinationCheck {
-    /// The check of `config`'s policy (the config is not otherwise validated).
-    pub fn new(config: &WebhookConfig) -> DestinationCheck {
-        let policy = Arc::new(DestinationPolicy::new(&config.allow, config.deny_private));
-        DestinationCheck::with_policy(policy, config)
-    }
-
-    fn with_policy(policy: Arc<DestinationPolicy>, config: &WebhookConfig) -> DestinationCheck {
-        DestinationCheck {
-            policy,
-            timeout: config.connect_timeout,
-        }
-    }
-
-    /// Whether `url` may receive notifications. The error is the text to show under the field
-    /// (`Notification URL not allowed: 10.0.0.1 is a private address`). With no policy
-    /// configured this returns at once, without DNS.
-    ///
-    /// A name that does not resolve (now) is accepted: it may resolve by delivery time, and
-    /// the policy is enforced again on the addresses connected to then.
-    pub async fn check(&self, url: &Url) -> Result<(), String> {
-        let refuse = |why: String| Err(format!("Notification URL not allowed: {why}"));
-        if !matches!(url.scheme(), "http" | "https") {
-            return refuse(format!(
-                "the scheme must be http or https, not {}",
-                url.scheme()
-            ));
-        }
-        check_url(&self.policy, url, self.timeout)
-            .await
-            .or_else(refuse)
-    }
-}
 
 /// Delivers webhooks over HTTP(S); see the crate documentation. Cheap to clone: clones share
 /// one client, one connection pool and one in-flight bound.
@@ -72,10 +27,8 @@ pub struct WebhookNotifier {
 
 /// What clones share.
 #[derive(Debug)]
-pub struct Inner {
-    pub(crate) client: reqwest::Client,
-    pub(crate) config: WebhookConfig,
-    pub(crate) policy: Arc<DestinationPolicy>,
+struct Inner {
+    client: WebhookClient,
     destinations: DestinationCheck,
     slots: Semaphore,
 }
@@ -84,29 +37,13 @@ impl WebhookNotifier {
     /// A notifier for `config`, which is validated.
     pub fn new(config: WebhookConfig) -> Result<WebhookNotifier, ConfigError> {
         config.validate()?;
-        let policy = Arc::new(DestinationPolicy::new(&config.allow, config.deny_private));
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("imgchkr/", env!("CARGO_PKG_VERSION")))
-            // A 3xx is reported, never followed: following would send the signed body to a
-            // host nobody checked.
-            .redirect(reqwest::redirect::Policy::none())
-            // A system proxy would resolve (and filter) the proxy's name instead of the
-            // destination's, defeating the destination policy.
-            .no_proxy()
-            .dns_resolver(Arc::new(PolicyResolver::new(Arc::clone(&policy))))
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.timeout)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| ConfigError::Client(e.to_string()))?;
         let slots = Semaphore::new(config.max_in_flight);
-        let destinations = DestinationCheck::with_policy(Arc::clone(&policy), &config);
+        let client = WebhookClient::new(config)?;
+        let destinations =
+            DestinationCheck::with_policy(Arc::clone(&client.policy), &client.config);
         Ok(WebhookNotifier {
             inner: Arc::new(Inner {
                 client,
-                config,
-                policy,
                 destinations,
                 slots,
             }),
@@ -115,7 +52,7 @@ impl WebhookNotifier {
 
     /// The configuration in force.
     pub fn config(&self) -> &WebhookConfig {
-        &self.inner.config
+        &self.inner.client.config
     }
 
     /// Whether `url` may receive notifications, for refusing a submission up front; see
@@ -131,7 +68,7 @@ impl WebhookNotifier {
     }
 
     async fn deliver_within_deadline(&self, n: &Notification) -> DeliveryOutcome {
-        let config = &self.inner.config;
+        let config = &self.inner.client.config;
         let deadline = Instant::now() + config.deadline;
         let body = n.payload.to_json();
         let mut attempts: Vec<Attempt> = Vec::new();
@@ -155,7 +92,7 @@ impl WebhookNotifier {
                 break;
             };
             let budget = config.timeout.min(left);
-            let (outcome, next) = attempt(&self.inner, n, number, &body, budget).await;
+            let (outcome, next) = attempt(&self.inner.client, n, number, &body, budget).await;
             drop(slot);
             self.observe(n, &outcome);
             attempts.push(outcome);

@@ -4,9 +4,6 @@
 use std::time::{Duration, SystemTime};
 
 use rand::Rng as _;
-use time::OffsetDateTime;
-use time::format_description::FormatItem;
-use time::macros::format_description;
 
 /// Whether an answer with `status` is worth another attempt: the receiver may recover from a
 /// timeout (408), overload (429) or server error (5xx). Any other non-2xx (a 4xx such as
@@ -30,24 +27,16 @@ pub fn backoff(base: Duration, max: Duration, retry: u32) -> Duration {
     Duration::from_millis(rand::rng().random_range(0..=ceiling_ms))
 }
 
-/// IMF-fixdate, the HTTP date format senders must use (`Sun, 06 Nov 1994 08:49:37 GMT`).
-const HTTP_DATE: &[FormatItem<'static>] = format_description!(
-    "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-);
-
 /// A `Retry-After` value, as delay-seconds or an HTTP date, as the wait from `now`; `None`
-/// if it is neither. A date in the past means no wait.
+/// if it is neither. The date may take any of the three forms RFC 9110 §5.6.7 requires
+/// recipients to accept (IMF-fixdate, RFC 850, asctime). A date in the past means no wait.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
-    let at = time::PrimitiveDateTime::parse(value, HTTP_DATE)
-        .ok()?
-        .assume_utc();
-    let now = OffsetDateTime::from(now);
-    let wait = at - now;
-    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -91,8 +80,32 @@ mod tests {
             parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
             Some(Duration::ZERO)
         );
-        for bad in ["", "-5", "soon", "1.5", "Sunday, 06-Nov-94 08:49:37 GMT"] {
+        for bad in [
+            "",
+            "-5",
+            "soon",
+            "1.5",
+            "Sun, 06 Nov 1994 08:49:37",
+            "06/11/1994",
+        ] {
             assert_eq!(parse_retry_after(bad, now), None, "{bad:?}");
+        }
+    }
+
+    /// RFC 9110 §5.6.7: recipients must accept the two obsolete HTTP-date forms too.
+    #[test]
+    fn retry_after_accepts_the_obsolete_date_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777); // 1994-11-06 08:49:37Z
+        for date in [
+            "Sun, 06 Nov 1994 08:50:07 GMT",  // IMF-fixdate
+            "Sunday, 06-Nov-94 08:50:07 GMT", // RFC 850
+            "Sun Nov  6 08:50:07 1994",       // asctime
+        ] {
+            assert_eq!(
+                parse_retry_after(date, now),
+                Some(Duration::from_secs(30)),
+                "{date:?}"
+            );
         }
     }
 }

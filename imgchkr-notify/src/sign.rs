@@ -14,7 +14,11 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::config::ConfigError;
+/// A webhook secret that is not `whsec_<base64>` (or bare base64) of a long enough key. The
+/// text never quotes the secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid webhook secret: {0}")]
+pub struct SecretError(String);
 
 /// The optional prefix of a secret in its written form.
 pub const SECRET_PREFIX: &str = "whsec_";
@@ -31,17 +35,17 @@ pub struct Secret {
 
 impl Secret {
     /// Parses `whsec_<base64>` or a bare base64 key (surrounding whitespace ignored).
-    pub fn parse(text: &str) -> Result<Secret, ConfigError> {
+    pub fn parse(text: &str) -> Result<Secret, SecretError> {
         let text = text.trim();
         let encoded = text.strip_prefix(SECRET_PREFIX).unwrap_or(text);
         if encoded.is_empty() {
-            return Err(ConfigError::Secret("empty secret".into()));
+            return Err(SecretError("empty secret".into()));
         }
         let key = STANDARD
             .decode(encoded)
-            .map_err(|e| ConfigError::Secret(format!("not base64 after `whsec_`: {e}")))?;
+            .map_err(|e| SecretError(format!("not base64 after `whsec_`: {e}")))?;
         if key.len() < MIN_KEY_BYTES {
-            return Err(ConfigError::Secret(format!(
+            return Err(SecretError(format!(
                 "key is {} bytes; at least {MIN_KEY_BYTES} are required (24 to 64 recommended)",
                 key.len()
             )));
@@ -66,9 +70,9 @@ impl Secret {
 }
 
 impl FromStr for Secret {
-    type Err = ConfigError;
+    type Err = SecretError;
 
-    fn from_str(s: &str) -> Result<Secret, ConfigError> {
+    fn from_str(s: &str) -> Result<Secret, SecretError> {
         Secret::parse(s)
     }
 }

@@ -7,13 +7,15 @@ use std::time::{Duration, Instant};
 
 use common::{Receiver, fast, notification};
 use imgchkr_core::{Event, Notifier};
-use imgchkr_notify::{WebhookConfig, WebhookNotifier};
+use imgchkr_notify::{DestinationPolicy, WebhookConfig, WebhookNotifier};
 use url::Url;
 
 fn policy(allow: &[&str], deny_private: bool) -> WebhookNotifier {
     WebhookNotifier::new(WebhookConfig {
-        allow: allow.iter().map(|r| r.parse().unwrap()).collect(),
-        deny_private,
+        destinations: DestinationPolicy::new(
+            allow.iter().map(|r| r.parse().unwrap()).collect(),
+            deny_private,
+        ),
         connect_timeout: Duration::from_secs(2),
         ..fast()
     })

@@ -121,8 +121,8 @@ impl Server {
         let chosen = extra
             .iter()
             .any(|flag| ["--redis", "--store", "--queue"].contains(flag));
-        let redis = (command == "serve" && backend() == Backend::Redis && !chosen)
-            .then(RedisServer::start);
+        let redis =
+            (command == "serve" && backend() == Backend::Redis && !chosen).then(RedisServer::start);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgchkr"));
         cmd.args([command, "--listen", "127.0.0.1:0", "--image-dir"])
             .arg(dir.path())

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use imgchkr_core::{AssetPath, Policy, Report};
-use imgchkr_notify::{RemoteConfig, RemoteSources};
+use imgchkr_fetch::{RemoteConfig, RemoteSources};
 use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
@@ -234,7 +234,19 @@ async fn an_unreachable_endpoint_is_cannot_fetch() {
         let probe = TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
     };
-    let options = [
+    let sources = RemoteSources::new(config(endpoint_options(port))).unwrap();
+    let started = Instant::now();
+    let report = check(&sources, "s3://images/a.jpg").await;
+    assert_eq!(
+        report.error_texts(),
+        ["Cannot fetch s3://images/a.jpg: connection refused"]
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// `object_store` settings for an endpoint on 127.0.0.1:`port`.
+fn endpoint_options(port: u16) -> Vec<(String, String)> {
+    [
         ("aws_access_key_id", "test".to_owned()),
         ("aws_secret_access_key", "test".to_owned()),
         ("aws_region", "us-east-1".to_owned()),
@@ -243,15 +255,86 @@ async fn an_unreachable_endpoint_is_cannot_fetch() {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let sources = RemoteSources::new(config(options)).unwrap();
-    let started = Instant::now();
+    .collect()
+}
+
+/// How the misbehaving endpoint answers.
+#[derive(Clone, Copy)]
+enum Misbehave {
+    /// `HEAD`: a 5000-byte object; ranged `GET`: `400` with an S3 error whose message happens
+    /// to contain the word "timeout".
+    ErrorMentioningTimeout,
+    /// Reads the request and closes the connection without a word.
+    Close,
+}
+
+/// An S3 endpoint on 127.0.0.1 that answers every request as `how` says (one thread per
+/// connection, each bounded by a 5 s read timeout); serves until the test process ends.
+fn misbehaving_endpoint(how: Misbehave) -> u16 {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer = match (how, head.starts_with(b"HEAD ")) {
+                    (Misbehave::Close, _) => return,
+                    (Misbehave::ErrorMentioningTimeout, true) => "HTTP/1.1 200 OK\r\n\
+                         content-length: 5000\r\n\
+                         last-modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
+                         etag: \"1\"\r\n\r\n"
+                        .to_owned(),
+                    (Misbehave::ErrorMentioningTimeout, false) => {
+                        let body = "<Error><Code>InvalidArgument</Code>\
+                                    <Message>Unsupported header x-amz-timeout</Message></Error>";
+                        format!(
+                            "HTTP/1.1 400 Bad Request\r\ncontent-type: application/xml\r\n\
+                             content-length: {}\r\n\r\n{body}",
+                            body.len()
+                        )
+                    }
+                };
+                let _ = stream.write_all(answer.as_bytes());
+            });
+        }
+    });
+    port
+}
+
+/// Failures are told by their type, not their words: a `400` whose text mentions a timeout
+/// is not a timeout, and a connection closed mid-request gets the same short text as for
+/// `url` locations and webhooks.
+#[tokio::test]
+async fn s3_failures_are_classified_by_kind_not_words() {
+    let port = misbehaving_endpoint(Misbehave::ErrorMentioningTimeout);
+    let sources = RemoteSources::new(config(endpoint_options(port))).unwrap();
     let report = check(&sources, "s3://images/a.jpg").await;
     let text = &report.error_texts()[0];
-    eprintln!("{text} after {:?}", started.elapsed());
+    assert_ne!(text, "Cannot fetch s3://images/a.jpg: timeout");
     assert!(
-        text.starts_with("Cannot fetch s3://images/a.jpg: "),
+        text.starts_with("Cannot fetch s3://images/a.jpg: ")
+            && text.contains("400 Bad Request")
+            && text.contains("InvalidArgument"),
         "{text}"
+    );
+
+    let port = misbehaving_endpoint(Misbehave::Close);
+    let sources = RemoteSources::new(config(endpoint_options(port))).unwrap();
+    let started = Instant::now();
+    let report = check(&sources, "s3://images/a.jpg").await;
+    assert_eq!(
+        report.error_texts(),
+        ["Cannot fetch s3://images/a.jpg: connection closed before the response"]
     );
     assert!(started.elapsed() < Duration::from_secs(10));
 }

@@ -6,12 +6,16 @@ use std::sync::{Arc, Mutex};
 
 use imgchkr_core::fetch::probe_ranges;
 use imgchkr_core::submission::parse_s3_uri;
+use imgchkr_egress::Failure;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::client::HttpError;
 use object_store::path::Path;
 use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
 
-use super::{CHUNK, FIRST_READ, FetchError, Fetched, Inner, Meter, Outcome, RemoteConfig};
-use crate::config::ConfigError;
+use crate::config::{RemoteConfig, s3_key};
+use crate::error::FetchError;
+use crate::fetched::{CHUNK, FIRST_READ, Fetched};
+use crate::meter::Meter;
 
 /// Stores kept at most; the cache is emptied when a new bucket would exceed it (bucket names
 /// come from clients).
@@ -20,23 +24,11 @@ const MAX_CACHED_STORES: usize = 64;
 /// Retries of a failed S3 request (5xx, connection errors), within the asset's timeout.
 const MAX_RETRIES: usize = 2;
 
-/// Refuses option names `object_store` does not know.
-pub(crate) fn check_options(options: &[(String, String)]) -> Result<(), ConfigError> {
-    for (key, _) in options {
-        key.to_ascii_lowercase()
-            .parse::<AmazonS3ConfigKey>()
-            .map_err(|_| ConfigError::OutOfRange {
-                name: "S3 option",
-                why: "unknown option name (see object_store's AmazonS3ConfigKey)",
-            })?;
-    }
-    Ok(())
-}
-
 /// The S3 settings and the stores built so far, by bucket.
 pub(crate) struct Stores {
     base: AmazonS3Builder,
     buckets: Vec<String>,
+    max_reads: u32,
     cache: Mutex<HashMap<String, Arc<AmazonS3>>>,
 }
 
@@ -51,7 +43,7 @@ impl std::fmt::Debug for Stores {
 
 impl Stores {
     /// Settings from the environment (if asked), then `config.s3_options`, then the timeouts
-    /// and retries of `config`. Options were checked by [`check_options`].
+    /// and retries of `config`. Options were checked by [`RemoteConfig::validate`].
     pub(crate) fn new(config: &RemoteConfig) -> Stores {
         let mut base = if config.s3_from_env {
             AmazonS3Builder::from_env()
@@ -59,7 +51,7 @@ impl Stores {
             AmazonS3Builder::new()
         };
         for (key, value) in &config.s3_options {
-            if let Ok(key) = key.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
+            if let Some(key) = s3_key(key) {
                 base = base.with_config(key, value);
             }
         }
@@ -81,6 +73,7 @@ impl Stores {
         Stores {
             base,
             buckets: config.s3_buckets.clone(),
+            max_reads: config.max_reads,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -102,10 +95,7 @@ impl Stores {
 
     fn store(&self, bucket: &str) -> Result<Arc<AmazonS3>, FetchError> {
         if !self.allows(bucket) {
-            return Err(FetchError::Unreachable {
-                reason: format!("destination not allowed: bucket {bucket} is not in the allowlist"),
-                outcome: Outcome::NotAllowed,
-            });
+            return Err(FetchError::BucketNotAllowed(bucket.to_owned()));
         }
         let mut cache = self
             .cache
@@ -127,67 +117,66 @@ impl Stores {
         cache.insert(bucket.to_owned(), Arc::clone(&store));
         Ok(store)
     }
-}
 
-/// Validates the object at `uri` (`s3://bucket/key` as the client gave it).
-pub(crate) async fn fetch(inner: &Inner, uri: &str, meter: &Meter) -> Result<Fetched, FetchError> {
-    let (bucket, key) =
-        parse_s3_uri(uri).ok_or_else(|| FetchError::unreachable("not an s3://bucket/key URI"))?;
-    let path = Path::parse(key)
-        .map_err(|_| FetchError::unreachable("a key object_store cannot address"))?;
-    let store = inner.s3.store(bucket)?;
-    let max_reads = inner.config.max_reads;
-    meter.start_read(max_reads)?;
-    let meta = store.head(&path).await.map_err(store_error)?;
-    let size = meta.size;
-    let (store, path) = (&store, &path);
-    let probed = probe_ranges(size, CHUNK, u32::MAX, move |offset, len| async move {
+    /// Validates the object at `uri` (`s3://bucket/key` as the client gave it).
+    pub(crate) async fn fetch(&self, uri: &str, meter: &Meter) -> Result<Fetched, FetchError> {
+        let (bucket, key) = parse_s3_uri(uri)
+            .ok_or_else(|| FetchError::unreachable("not an s3://bucket/key URI"))?;
+        let path = Path::parse(key)
+            .map_err(|_| FetchError::unreachable("a key object_store cannot address"))?;
+        let store = self.store(bucket)?;
+        let max_reads = self.max_reads;
         meter.start_read(max_reads)?;
-        // The first read takes a little more: a typical header fits in it.
-        let len = if offset == 0 {
-            len.max(FIRST_READ)
-        } else {
-            len
-        } as u64;
-        let end = offset.saturating_add(len).min(size);
-        let bytes = store
-            .get_range(path, offset..end)
-            .await
-            .map_err(store_error)?;
-        meter.add_bytes(bytes.len());
-        Ok::<_, FetchError>(bytes)
-    })
-    .await?;
-    Ok(Fetched {
-        size,
-        probed: probed.result,
-    })
+        let meta = store.head(&path).await.map_err(store_error)?;
+        let size = meta.size;
+        let (store, path) = (&store, &path);
+        let probed = probe_ranges(size, CHUNK, u32::MAX, move |offset, len| async move {
+            meter.start_read(max_reads)?;
+            // The first read takes a little more: a typical header fits in it.
+            let len = if offset == 0 {
+                len.max(FIRST_READ)
+            } else {
+                len
+            } as u64;
+            let end = offset.saturating_add(len).min(size);
+            let bytes = store
+                .get_range(path, offset..end)
+                .await
+                .map_err(store_error)?;
+            meter.add_bytes(bytes.len());
+            Ok::<_, FetchError>(bytes)
+        })
+        .await?;
+        Ok(Fetched {
+            size,
+            probed: probed.result,
+        })
+    }
 }
 
+/// An `object_store` error by type: its not-found and permission variants, then a transport
+/// failure (an [`HttpError`] in the chain) as the egress [`Failure`] of its cause; anything
+/// else is the store's answer, shown by its deepest text.
 fn store_error(e: object_store::Error) -> FetchError {
     match e {
         object_store::Error::NotFound { .. } => FetchError::NotFound,
         object_store::Error::PermissionDenied { .. }
         | object_store::Error::Unauthenticated { .. } => FetchError::PermissionDenied,
-        other => FetchError::from_reason(describe(&other)),
+        other => match (has_http_error(&other), Failure::of(&other)) {
+            (false, Failure::Other(answer)) => FetchError::Unreachable(answer),
+            (_, failure) => FetchError::Request(failure),
+        },
     }
 }
 
-/// A short reason: `object_store`'s texts nest the request, the retries and the cause.
-fn describe(e: &object_store::Error) -> String {
-    let mut last: &(dyn std::error::Error + 'static) = e;
-    let mut text = e.to_string();
-    while let Some(next) = last.source() {
-        last = next;
-        if let Some(io) = last.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::ConnectionRefused
-        {
-            return "connection refused".into();
+/// Whether the request itself failed (connect, timeout, reset…), rather than being answered.
+fn has_http_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(e) = source {
+        if e.downcast_ref::<HttpError>().is_some() {
+            return true;
         }
-        text = last.to_string();
+        source = e.source();
     }
-    if text.to_ascii_lowercase().contains("timed out") || text.contains("timeout") {
-        return "timeout".into();
-    }
-    text
+    false
 }

@@ -3,8 +3,12 @@
 
 use std::time::Duration;
 
-use super::{DEFAULT_MAX_READS, DEFAULT_MAX_REDIRECTS, RemoteConfig};
-use crate::config::{ConfigError, WebhookConfig, parse_duration};
+use imgchkr_core::duration::parse_duration;
+use imgchkr_egress::DestinationPolicy;
+
+use crate::config::{
+    ConfigError, DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_READS, DEFAULT_MAX_REDIRECTS, RemoteConfig,
+};
 
 /// An `assetPath.location` a server can accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -62,6 +66,12 @@ pub struct RemoteArgs {
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub fetch_max_reads: u32,
 
+    /// Remote assets fetched at once (their own bound: slow remote servers never hold the
+    /// probe places of local reads); past it a fetch waits, within --fetch-timeout.
+    #[arg(long, env = "IMGCHKR_FETCH_MAX_CONCURRENT", default_value_t = DEFAULT_MAX_CONCURRENT,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub fetch_max_concurrent: usize,
+
     /// Buckets `s3` assets may name. Unset: any bucket the credentials can read.
     #[arg(
         long,
@@ -84,25 +94,26 @@ impl RemoteArgs {
         names
     }
 
-    /// Whether `url` or `s3` is enabled (a [`super::RemoteSources`] is needed).
+    /// Whether `url` or `s3` is enabled (a [`crate::RemoteSources`] is needed).
     pub fn remote_enabled(&self) -> bool {
         self.locations
             .iter()
             .any(|l| matches!(l, Location::Url | Location::S3))
     }
 
-    /// The fetch configuration these flags describe, with the destination policy of
-    /// `webhooks` (`--notify-allow`, `--notify-deny-private`): one policy for every outbound
-    /// request.
-    pub fn config(&self, webhooks: &WebhookConfig) -> Result<RemoteConfig, ConfigError> {
+    /// The fetch configuration these flags describe, under `destinations`: the server passes
+    /// the webhooks' policy (`--notify-allow`, `--notify-deny-private`), one policy for every
+    /// outbound request.
+    pub fn config(&self, destinations: &DestinationPolicy) -> Result<RemoteConfig, ConfigError> {
         let config = RemoteConfig {
             timeout: self.fetch_timeout,
             request_timeout: self.fetch_request_timeout,
             connect_timeout: self.fetch_connect_timeout,
             max_redirects: self.fetch_max_redirects,
             max_reads: self.fetch_max_reads,
+            max_concurrent: self.fetch_max_concurrent,
             s3_buckets: self.s3_buckets.clone(),
-            ..RemoteConfig::with_destinations_of(webhooks)
+            ..RemoteConfig::with_destinations(destinations.clone())
         };
         config.validate()?;
         Ok(config)
@@ -112,32 +123,49 @@ impl RemoteArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
+    use crate::config::DEFAULT_FETCH_TIMEOUT;
+    use clap::{CommandFactory, FromArgMatches, Parser};
 
     #[derive(Debug, Parser)]
     struct Cli {
         #[command(flatten)]
         remote: RemoteArgs,
-        #[command(flatten)]
-        webhook: crate::WebhookArgs,
     }
 
+    /// `args` alone, whatever `IMGCHKR_*` variables the test run has: the environment is
+    /// switched off for every flag.
     fn parse(args: &[&str]) -> Result<(Vec<&'static str>, RemoteConfig), String> {
-        let cli = Cli::try_parse_from(std::iter::once("imgchkr").chain(args.iter().copied()))
+        let command = Cli::command().mut_args(|arg| arg.env(None));
+        let matches = command
+            .try_get_matches_from(std::iter::once("imgchkr").chain(args.iter().copied()))
             .map_err(|e| e.to_string())?;
-        let webhooks = cli.webhook.config().map_err(|e| e.to_string())?;
-        let config = cli.remote.config(&webhooks).map_err(|e| e.to_string())?;
+        let cli = Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?;
+        let destinations = DestinationPolicy::new(vec![".example.com".parse().unwrap()], true);
+        let config = cli
+            .remote
+            .config(&destinations)
+            .map_err(|e| e.to_string())?;
         Ok((cli.remote.location_names(), config))
     }
 
     #[test]
-    fn flags_parse_and_share_the_webhook_policy() {
-        if std::env::vars().any(|(k, _)| k.starts_with("IMGCHKR_")) {
-            return;
-        }
+    fn defaults_are_the_documented_ones() {
         let (locations, c) = parse(&[]).unwrap();
         assert_eq!(locations, ["local"]);
-        assert_eq!(c.timeout, super::super::DEFAULT_FETCH_TIMEOUT);
+        let d = RemoteConfig::default();
+        assert_eq!(
+            (c.timeout, c.request_timeout, c.connect_timeout),
+            (DEFAULT_FETCH_TIMEOUT, d.request_timeout, d.connect_timeout)
+        );
+        assert_eq!(
+            (c.max_redirects, c.max_reads),
+            (d.max_redirects, d.max_reads)
+        );
+        assert!(c.s3_buckets.is_empty());
+    }
+
+    #[test]
+    fn flags_parse_and_take_the_given_policy() {
         let (locations, c) = parse(&[
             "--locations",
             "local,url",
@@ -153,23 +181,71 @@ mod tests {
             "0",
             "--fetch-max-reads",
             "4",
+            "--fetch-max-concurrent",
+            "3",
             "--s3-buckets",
             "images,thumbs",
-            "--notify-allow",
-            ".example.com",
-            "--notify-deny-private",
         ])
         .unwrap();
         assert_eq!(locations, ["local", "url", "s3"]);
         assert_eq!(c.timeout, Duration::from_secs(2));
         assert_eq!(c.request_timeout, Duration::from_millis(500));
         assert_eq!(c.connect_timeout, Duration::from_secs(1));
-        assert_eq!((c.max_redirects, c.max_reads), (0, 4));
+        assert_eq!((c.max_redirects, c.max_reads, c.max_concurrent), (0, 4, 3));
         assert_eq!(c.s3_buckets, ["images", "thumbs"]);
-        assert_eq!(c.allow.len(), 1);
-        assert!(c.deny_private);
+        assert_eq!(c.destinations.allow().len(), 1);
+        assert!(c.destinations.deny_private());
         assert!(parse(&["--locations", "ftp"]).is_err());
         assert!(parse(&["--fetch-max-reads", "0"]).is_err());
+        assert!(parse(&["--fetch-max-concurrent", "0"]).is_err());
         assert!(parse(&["--fetch-timeout", "0"]).is_err());
+    }
+
+    /// The environment variables, read in a child process (the test binary itself) because
+    /// changing this process's environment would race with the other tests. The child gets
+    /// exactly the variables of its case: every other `IMGCHKR_*` is removed.
+    #[test]
+    fn environment_variables_are_read() {
+        if let Ok(expected) = std::env::var("IMGCHKR_TEST_EXPECT") {
+            let got = match Cli::try_parse_from(["imgchkr"]) {
+                Ok(cli) => format!(
+                    "{:?} {:?}",
+                    cli.remote.location_names(),
+                    cli.remote.fetch_timeout
+                ),
+                Err(_) => "error".to_owned(),
+            };
+            assert_eq!(got, expected);
+            return;
+        }
+        let cases = [
+            (&[][..], r#"["local"] 30s"#),
+            (
+                &[("IMGCHKR_LOCATIONS", "url,s3")][..],
+                r#"["url", "s3"] 30s"#,
+            ),
+            (&[("IMGCHKR_FETCH_TIMEOUT", "2s")][..], r#"["local"] 2s"#),
+            (&[("IMGCHKR_LOCATIONS", "ftp")][..], "error"),
+        ];
+        let exe = std::env::current_exe().unwrap();
+        for (vars, expected) in cases {
+            let mut child = std::process::Command::new(&exe);
+            child
+                .args([
+                    "--exact",
+                    "args::tests::environment_variables_are_read",
+                    "--quiet",
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("IMGCHKR_")) {
+                child.env_remove(key);
+            }
+            child
+                .envs(vars.iter().copied())
+                .env("IMGCHKR_TEST_EXPECT", expected);
+            let status = child.status().unwrap();
+            assert!(status.success(), "{vars:?} should give {expected:?}");
+        }
     }
 }

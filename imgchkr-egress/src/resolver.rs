@@ -1,7 +1,8 @@
 //! DNS resolution that enforces the destination policy on the addresses reqwest will connect
 //! to: resolve, drop every refused address, connect only to what is left. Because the filter
 //! sits between the lookup and the connect, a name that re-resolves to an internal address
-//! after a submission-time check (DNS rebinding) is still refused.
+//! after a submission-time check (DNS rebinding) is still refused. [`client_builder`] puts it
+//! in a reqwest client.
 
 use std::error::Error;
 use std::fmt;
@@ -10,7 +11,7 @@ use std::sync::Arc;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::destination::{DestinationPolicy, HostVerdict};
+use crate::policy::{DestinationPolicy, HostVerdict};
 
 /// Every resolved address was refused by the policy; the text says why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +102,17 @@ pub async fn resolve_allowed(
     }
 }
 
-/// reqwest's resolver for the shared client.
+/// A reqwest client builder whose connections obey `policy`: the filtering resolver on every
+/// name, and no system proxy (a proxy would resolve, and be judged by, its own name instead of
+/// the destination's). IP-literal URLs never reach a resolver: callers also judge each URL
+/// (and each redirect target) with [`DestinationPolicy::check_host`] before sending.
+pub fn client_builder(policy: Arc<DestinationPolicy>) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .no_proxy()
+        .dns_resolver(Arc::new(PolicyResolver::new(policy)))
+}
+
+/// reqwest's resolver enforcing a [`DestinationPolicy`].
 #[derive(Debug, Clone)]
 pub struct PolicyResolver {
     policy: Arc<DestinationPolicy>,
@@ -136,7 +147,7 @@ mod tests {
 
     #[tokio::test]
     async fn loopback_names_are_filtered_when_private_is_denied() {
-        let policy = DestinationPolicy::new(&[], true);
+        let policy = DestinationPolicy::new(Vec::new(), true);
         match resolve_allowed(&policy, "localhost", false).await {
             Err(ResolveError::Denied(DestinationDenied(why))) => {
                 assert!(why.starts_with("localhost resolves to "), "{why}");
@@ -149,14 +160,14 @@ mod tests {
     #[tokio::test]
     async fn an_allowed_range_lets_the_name_through() {
         let rules: Vec<AllowRule> = vec!["127.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()];
-        let policy = DestinationPolicy::new(&rules, true);
+        let policy = DestinationPolicy::new(rules, true);
         let addrs = resolve_allowed(&policy, "localhost", false).await.unwrap();
         assert!(addrs.iter().all(|a| a.ip().is_loopback()));
     }
 
     #[tokio::test]
     async fn the_reqwest_resolver_reports_a_denial_it_can_be_told_by() {
-        let resolver = PolicyResolver::new(Arc::new(DestinationPolicy::new(&[], true)));
+        let resolver = PolicyResolver::new(Arc::new(DestinationPolicy::new(Vec::new(), true)));
         let Err(err) = resolver.resolve("localhost".parse().unwrap()).await else {
             panic!("localhost allowed");
         };

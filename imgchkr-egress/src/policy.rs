@@ -1,19 +1,17 @@
-//! The destination policy: which hosts and addresses a webhook may be sent to.
+//! The destination policy: which hosts and addresses an outbound request may reach.
 //!
 //! Two independent knobs, both off by default so loopback and internal callbacks work:
 //! - an allowlist of host names, domain suffixes (`.example.com`) and CIDR ranges; when it is
 //!   non-empty, a destination must match one of them;
 //! - `deny_private`: refuse loopback, private, link-local, unique-local, CGNAT, multicast,
-//!   unspecified, reserved and cloud-metadata addresses ([`crate::addr_class`]).
+//!   unspecified, reserved and cloud-metadata addresses ([`crate::non_public_kind`]).
 //!
 //! An allowlisted CIDR range wins over `deny_private` (that is how an operator lets one internal
 //! network through); an allowlisted *name* does not, because a name's DNS answers can change
 //! after it was vetted. Every rule is enforced on the addresses actually connected to (see
-//! [`crate::resolver`]), so DNS rebinding cannot bypass it.
+//! [`crate::PolicyResolver`]), so DNS rebinding cannot bypass it.
 
 use std::net::IpAddr;
-
-use ipnet::IpNet;
 
 use crate::addr_class::non_public_kind;
 use crate::allow::{AllowRule, normalize_host};
@@ -57,28 +55,32 @@ pub enum HostVerdict {
     },
 }
 
-/// The policy, parsed.
-#[derive(Debug, Clone, Default)]
+/// The policy: the allowlist and the deny-private switch. `Default` is open (any destination).
+/// It is both the setting (what a configuration holds) and the judge (what the resolver and
+/// the URL checks consult); cheap to clone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DestinationPolicy {
-    names: Vec<AllowRule>,
-    nets: Vec<IpNet>,
+    allow: Vec<AllowRule>,
     deny_private: bool,
 }
 
 impl DestinationPolicy {
-    /// A policy from allowlist rules and the deny-private switch.
-    pub fn new(allow: &[AllowRule], deny_private: bool) -> DestinationPolicy {
-        let mut policy = DestinationPolicy {
+    /// A policy from allowlist rules (empty: any host) and the deny-private switch.
+    pub fn new(allow: Vec<AllowRule>, deny_private: bool) -> DestinationPolicy {
+        DestinationPolicy {
+            allow,
             deny_private,
-            ..DestinationPolicy::default()
-        };
-        for rule in allow {
-            match rule {
-                AllowRule::Net(net) => policy.nets.push(*net),
-                other => policy.names.push(other.clone()),
-            }
         }
-        policy
+    }
+
+    /// The allowlist; empty allows any host.
+    pub fn allow(&self) -> &[AllowRule] {
+        &self.allow
+    }
+
+    /// Whether non-public addresses are refused.
+    pub fn deny_private(&self) -> bool {
+        self.deny_private
     }
 
     /// No allowlist and private destinations allowed: everything passes, no lookup needed.
@@ -87,13 +89,20 @@ impl DestinationPolicy {
     }
 
     fn has_allowlist(&self) -> bool {
-        !self.names.is_empty() || !self.nets.is_empty()
+        !self.allow.is_empty()
+    }
+
+    fn nets(&self) -> impl Iterator<Item = &ipnet::IpNet> {
+        self.allow.iter().filter_map(|rule| match rule {
+            AllowRule::Net(net) => Some(net),
+            AllowRule::Host(_) | AllowRule::Suffix(_) => None,
+        })
     }
 
     /// Whether `host` matches a name rule.
     pub fn is_named(&self, host: &str) -> bool {
         let host = normalize_host(host);
-        self.names.iter().any(|rule| match rule {
+        self.allow.iter().any(|rule| match rule {
             AllowRule::Host(h) => *h == host,
             AllowRule::Suffix(s) => {
                 host == *s
@@ -109,7 +118,7 @@ impl DestinationPolicy {
     /// match a name rule.
     pub fn check_ip(&self, ip: IpAddr, named: bool) -> Result<(), Refusal> {
         let ip = ip.to_canonical();
-        if self.nets.iter().any(|net| net.contains(&ip)) {
+        if self.nets().any(|net| net.contains(&ip)) {
             return Ok(());
         }
         if self.deny_private
@@ -138,7 +147,7 @@ impl DestinationPolicy {
                     return self.literal(ip);
                 }
                 let named = self.is_named(domain);
-                if self.has_allowlist() && !named && self.nets.is_empty() {
+                if self.has_allowlist() && !named && self.nets().next().is_none() {
                     HostVerdict::Refused(format!(
                         "{} is not in the allowlist",
                         normalize_host(domain)
@@ -177,7 +186,7 @@ mod tests {
 
     #[test]
     fn suffix_matches_the_domain_and_below_only() {
-        let p = DestinationPolicy::new(&rules(&[".example.com", "exact.org"]), false);
+        let p = DestinationPolicy::new(rules(&[".example.com", "exact.org"]), false);
         assert!(p.is_named("example.com"));
         assert!(p.is_named("a.b.Example.COM."));
         assert!(!p.is_named("badexample.com"));
@@ -198,7 +207,7 @@ mod tests {
 
     #[test]
     fn deny_private_refuses_literals_and_resolves_names() {
-        let p = DestinationPolicy::new(&[], true);
+        let p = DestinationPolicy::new(Vec::new(), true);
         assert_eq!(
             verdict(&p, "http://10.0.0.1/x"),
             HostVerdict::Refused("10.0.0.1 is a private address".into())
@@ -219,7 +228,7 @@ mod tests {
 
     #[test]
     fn allowlist_of_names_refuses_other_hosts_without_lookup() {
-        let p = DestinationPolicy::new(&rules(&[".example.com"]), false);
+        let p = DestinationPolicy::new(rules(&[".example.com"]), false);
         assert_eq!(verdict(&p, "https://a.example.com/"), HostVerdict::Allowed);
         assert_eq!(
             verdict(&p, "https://evil.net/"),
@@ -233,7 +242,7 @@ mod tests {
 
     #[test]
     fn allowlisted_range_wins_over_deny_private_but_a_name_does_not() {
-        let p = DestinationPolicy::new(&rules(&["10.1.0.0/16", "internal.example"]), true);
+        let p = DestinationPolicy::new(rules(&["10.1.0.0/16", "internal.example"]), true);
         assert_eq!(verdict(&p, "http://10.1.2.3/"), HostVerdict::Allowed);
         assert!(matches!(
             verdict(&p, "http://10.2.0.1/"),

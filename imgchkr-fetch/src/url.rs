@@ -10,15 +10,15 @@ use bytes::{Bytes, BytesMut};
 use imgchkr_core::fetch::probe_ranges;
 use imgchkr_core::submission::parse_webhook_url;
 use imgchkr_core::{Probe, Step};
+use imgchkr_egress::{DestinationDenied, DestinationPolicy, Failure, HostVerdict, client_builder};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT_ENCODING, CONTENT_RANGE, HeaderValue, RANGE};
 use url::Url;
 
-use super::{CHUNK, FIRST_READ, FetchError, Fetched, Inner, Meter, RemoteConfig};
-use crate::attempt::describe;
-use crate::config::ConfigError;
-use crate::destination::{DestinationPolicy, HostVerdict};
-use crate::resolver::{DestinationDenied, PolicyResolver};
+use crate::config::{ConfigError, RemoteConfig};
+use crate::error::FetchError;
+use crate::fetched::{CHUNK, FIRST_READ, Fetched};
+use crate::meter::Meter;
 
 /// Idle pooled connections are closed after this long.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -35,41 +35,134 @@ impl fmt::Display for RedirectRefused {
 
 impl Error for RedirectRefused {}
 
-/// The client for `url` locations: the destination policy on every connection (filtering
-/// resolver) and on every redirect target (IP literals), no proxy, bounded redirects.
-pub(crate) fn client(
-    config: &RemoteConfig,
+/// Reads `url` objects: one client (the destination policy on every connection through the
+/// filtering resolver, and on every redirect target; no proxy; bounded redirects), and the
+/// per-request bounds.
+#[derive(Debug)]
+pub(crate) struct UrlReader {
+    client: reqwest::Client,
     policy: Arc<DestinationPolicy>,
-) -> Result<reqwest::Client, ConfigError> {
-    let max = config.max_redirects;
-    let redirect_policy = Arc::clone(&policy);
-    let redirect = reqwest::redirect::Policy::custom(move |attempt| {
-        // `previous` holds the first URL and every redirect followed so far.
-        if attempt.previous().len() > max {
-            let why = format!("too many redirects (more than {max})");
-            return attempt.error(RedirectRefused(why));
+    request_timeout: Duration,
+    max_reads: u32,
+}
+
+impl UrlReader {
+    pub(crate) fn new(config: &RemoteConfig) -> Result<UrlReader, ConfigError> {
+        let policy = Arc::new(config.destinations.clone());
+        let max = config.max_redirects;
+        let redirect_policy = Arc::clone(&policy);
+        let redirect = reqwest::redirect::Policy::custom(move |attempt| {
+            // `previous` holds the first URL and every redirect followed so far.
+            if attempt.previous().len() > max {
+                let why = format!("too many redirects (more than {max})");
+                return attempt.error(RedirectRefused(why));
+            }
+            let scheme = attempt.url().scheme();
+            if !matches!(scheme, "http" | "https") {
+                let why = format!("redirect to a {scheme} URL");
+                return attempt.error(RedirectRefused(why));
+            }
+            if let HostVerdict::Refused(why) = redirect_policy.check_host(attempt.url()) {
+                return attempt.error(DestinationDenied(why));
+            }
+            attempt.follow()
+        });
+        let client = client_builder(Arc::clone(&policy))
+            .user_agent(concat!("imgchkr/", env!("CARGO_PKG_VERSION")))
+            .redirect(redirect)
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| ConfigError::Client(e.to_string()))?;
+        Ok(UrlReader {
+            client,
+            policy,
+            request_timeout: config.request_timeout,
+            max_reads: config.max_reads,
+        })
+    }
+
+    /// The destination policy the client enforces.
+    pub(crate) fn policy(&self) -> &DestinationPolicy {
+        &self.policy
+    }
+
+    /// Validates the object at `raw` (an http(s) URL as the client gave it).
+    pub(crate) async fn fetch(
+        &self,
+        raw: &str,
+        max_bytes: u64,
+        meter: &Meter,
+    ) -> Result<Fetched, FetchError> {
+        let url = parse_webhook_url(raw)
+            .ok_or_else(|| FetchError::unreachable("not an absolute http or https URL"))?;
+        // IP literals never reach the resolver: judged here, before any connection.
+        if let HostVerdict::Refused(why) = self.policy.check_host(&url) {
+            return Err(FetchError::Request(Failure::Denied(why)));
         }
-        let scheme = attempt.url().scheme();
-        if !matches!(scheme, "http" | "https") {
-            let why = format!("redirect to a {scheme} URL");
-            return attempt.error(RedirectRefused(why));
-        }
-        if let HostVerdict::Refused(why) = redirect_policy.check_host(attempt.url()) {
-            return attempt.error(DestinationDenied(why));
-        }
-        attempt.follow()
-    });
-    reqwest::Client::builder()
-        .user_agent(concat!("imgchkr/", env!("CARGO_PKG_VERSION")))
-        .redirect(redirect)
-        // A proxy would resolve (and filter) its own name, not the destination's.
-        .no_proxy()
-        .dns_resolver(Arc::new(PolicyResolver::new(policy)))
-        .connect_timeout(config.connect_timeout)
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .tcp_nodelay(true)
-        .build()
-        .map_err(|e| ConfigError::Client(e.to_string()))
+        let first = self.get_range(url, 0, FIRST_READ, None, meter).await?;
+        let (first, total, url) = match first {
+            Reply::Partial { bytes, total, url } => (bytes, total, url),
+            Reply::Whole(response) => return stream(response, max_bytes, meter).await,
+            Reply::Empty => {
+                return Ok(Fetched {
+                    size: 0,
+                    probed: Probe::new().finish(),
+                });
+            }
+        };
+        // Later reads go straight to where the redirects led.
+        let url = &url;
+        let mut first = Some(first);
+        let probed = probe_ranges(total, CHUNK, u32::MAX, move |offset, len| {
+            let cached = if offset == 0 { first.take() } else { None };
+            async move {
+                match cached {
+                    Some(bytes) => Ok(bytes),
+                    None => match self
+                        .get_range(url.clone(), offset, len, Some(total), meter)
+                        .await?
+                    {
+                        Reply::Partial { bytes, .. } => Ok(bytes),
+                        Reply::Empty | Reply::Whole(_) => Err(FetchError::unreachable(
+                            "the server stopped honouring Range requests",
+                        )),
+                    },
+                }
+            }
+        })
+        .await?;
+        Ok(Fetched {
+            size: total,
+            probed: probed.result,
+        })
+    }
+
+    /// `GET url` with `Range: bytes=offset-(offset+len-1)`. `total`: the size an earlier read
+    /// reported, which must not change.
+    async fn get_range(
+        &self,
+        url: Url,
+        offset: u64,
+        len: usize,
+        total: Option<u64>,
+        meter: &Meter,
+    ) -> Result<Reply, FetchError> {
+        meter.start_read(self.max_reads)?;
+        let last = offset.saturating_add(len.max(1) as u64 - 1);
+        let response = self
+            .client
+            .get(url)
+            .header(RANGE, format!("bytes={offset}-{last}"))
+            // A range of a compressed representation is not a range of the image.
+            .header(ACCEPT_ENCODING, HeaderValue::from_static("identity"))
+            .timeout(self.request_timeout)
+            .send()
+            .await
+            .map_err(|e| request_error(&e))?;
+        answer(response, offset, len, total, meter).await
+    }
 }
 
 /// What one ranged `GET` got.
@@ -83,77 +176,14 @@ enum Reply {
     Empty,
 }
 
-/// Validates the object at `raw` (an http(s) URL as the client gave it).
-pub(crate) async fn fetch(
-    inner: &Inner,
-    raw: &str,
-    max_bytes: u64,
-    meter: &Meter,
-) -> Result<Fetched, FetchError> {
-    let url = parse_webhook_url(raw)
-        .ok_or_else(|| FetchError::unreachable("not an absolute http or https URL"))?;
-    // IP literals never reach the resolver: judged here, before any connection.
-    if let HostVerdict::Refused(why) = inner.policy.check_host(&url) {
-        return Err(FetchError::from_reason(DestinationDenied(why).to_string()));
-    }
-    let first = get_range(inner, url, 0, FIRST_READ, None, meter).await?;
-    let (first, total, url) = match first {
-        Reply::Partial { bytes, total, url } => (bytes, total, url),
-        Reply::Whole(response) => return stream(response, max_bytes, meter).await,
-        Reply::Empty => {
-            return Ok(Fetched {
-                size: 0,
-                probed: Probe::new().finish(),
-            });
-        }
-    };
-    // Later reads go straight to where the redirects led.
-    let url = &url;
-    let mut first = Some(first);
-    let probed = probe_ranges(total, CHUNK, u32::MAX, move |offset, len| {
-        let cached = if offset == 0 { first.take() } else { None };
-        async move {
-            match cached {
-                Some(bytes) => Ok(bytes),
-                None => match get_range(inner, url.clone(), offset, len, Some(total), meter).await?
-                {
-                    Reply::Partial { bytes, .. } => Ok(bytes),
-                    Reply::Empty | Reply::Whole(_) => Err(FetchError::unreachable(
-                        "the server stopped honouring Range requests",
-                    )),
-                },
-            }
-        }
-    })
-    .await?;
-    Ok(Fetched {
-        size: total,
-        probed: probed.result,
-    })
-}
-
-/// `GET url` with `Range: bytes=offset-(offset+len-1)`. `total`: the size an earlier read
-/// reported, which must not change.
-async fn get_range(
-    inner: &Inner,
-    url: Url,
+/// What the answer to a ranged `GET` of `len` bytes at `offset` says.
+async fn answer(
+    response: reqwest::Response,
     offset: u64,
     len: usize,
     total: Option<u64>,
     meter: &Meter,
 ) -> Result<Reply, FetchError> {
-    meter.start_read(inner.config.max_reads)?;
-    let last = offset.saturating_add(len.max(1) as u64 - 1);
-    let response = inner
-        .client
-        .get(url)
-        .header(RANGE, format!("bytes={offset}-{last}"))
-        // A range of a compressed representation is not a range of the image.
-        .header(ACCEPT_ENCODING, HeaderValue::from_static("identity"))
-        .timeout(inner.config.request_timeout)
-        .send()
-        .await
-        .map_err(|e| request_error(&e))?;
     let status = response.status();
     match status {
         StatusCode::PARTIAL_CONTENT => {
@@ -312,8 +342,8 @@ async fn stream(
     Ok(Fetched { size, probed })
 }
 
-/// The text of a failed request: the policy's refusal, a refused redirect, or the webhook
-/// sender's short texts (`connection refused`, `dns failure`, `timeout`, …).
+/// A failed request by type: a redirect our policy refused, or the egress [`Failure`] (the
+/// policy's refusal, `connection refused`, `dns failure`, `timeout`, …).
 fn request_error(err: &reqwest::Error) -> FetchError {
     let mut source: Option<&(dyn Error + 'static)> = Some(err);
     while let Some(e) = source {
@@ -322,7 +352,7 @@ fn request_error(err: &reqwest::Error) -> FetchError {
         }
         source = e.source();
     }
-    FetchError::from_reason(describe(err).0)
+    FetchError::Request(Failure::of(err))
 }
 
 #[cfg(test)]

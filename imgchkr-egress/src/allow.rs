@@ -6,7 +6,11 @@ use std::str::FromStr;
 
 use ipnet::IpNet;
 
-use crate::config::ConfigError;
+/// An allowlist entry that is not a host name, `.domain` suffix, IP address or CIDR range;
+/// the text quotes the entry and says what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid allowlist entry {0}")]
+pub struct AllowRuleError(String);
 
 /// One allowlist entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,11 +24,11 @@ pub enum AllowRule {
 }
 
 impl FromStr for AllowRule {
-    type Err = ConfigError;
+    type Err = AllowRuleError;
 
-    fn from_str(text: &str) -> Result<AllowRule, ConfigError> {
+    fn from_str(text: &str) -> Result<AllowRule, AllowRuleError> {
         let text = text.trim();
-        let bad = |why: &str| ConfigError::AllowRule(format!("{text:?}: {why}"));
+        let bad = |why: &str| AllowRuleError(format!("{text:?}: {why}"));
         if let Ok(net) = text.parse::<IpNet>() {
             return Ok(AllowRule::Net(net.trunc()));
         }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use imgchkr_core::{AssetPath, Policy, Report};
-use imgchkr_notify::{RemoteConfig, RemoteSources};
+use imgchkr_fetch::{DestinationPolicy, RemoteConfig, RemoteSources};
 use remote_common::{frame_offset, jpeg, png};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -33,6 +33,9 @@ enum Route {
     Redirect(String),
     /// Read the request and say nothing (for 30 s at most).
     Hang,
+    /// Hold the request until the test calls [`Server::release`] (10 s at most), then
+    /// answer as this route.
+    Stall(Box<Route>),
     /// These bytes as the whole response.
     Raw(&'static str),
 }
@@ -61,13 +64,35 @@ impl Route {
     }
 }
 
+/// A request as the server read it.
+#[derive(Debug, Clone)]
+struct Request {
+    path: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Request {
+    /// The value of header `name` (lower case), if it was sent once; panics if sent twice.
+    fn header(&self, name: &str) -> Option<&str> {
+        let mut values = self.headers.iter().filter(|(n, _)| n == name);
+        let value = values.next().map(|(_, v)| v.as_str());
+        assert!(values.next().is_none(), "{name} sent twice: {self:?}");
+        value
+    }
+}
+
 #[derive(Default)]
 struct State {
     routes: Mutex<HashMap<String, Route>>,
     connections: AtomicUsize,
     body_bytes: AtomicU64,
-    /// `"<path> <range or ->"` per request.
-    requests: Mutex<Vec<String>>,
+    /// Every request: its path and its headers (names in lower case), in arrival order.
+    requests: Mutex<Vec<Request>>,
+    /// Requests read and not yet answered, and the most there ever were.
+    waiting: AtomicUsize,
+    most_waiting: AtomicUsize,
+    /// Set by `release`: stalled requests are answered.
+    released: tokio::sync::watch::Sender<bool>,
 }
 
 struct Server {
@@ -111,8 +136,32 @@ impl Server {
         self.state.connections.load(Ordering::SeqCst)
     }
 
+    /// `"<path> <Range header or ->"` per request.
     fn requests(&self) -> Vec<String> {
+        self.received()
+            .iter()
+            .map(|r| format!("{} {}", r.path, r.header("range").unwrap_or("-")))
+            .collect()
+    }
+
+    /// Every request with all its headers.
+    fn received(&self) -> Vec<Request> {
         self.state.requests.lock().unwrap().clone()
+    }
+
+    /// Requests held unanswered right now.
+    fn waiting(&self) -> usize {
+        self.state.waiting.load(Ordering::SeqCst)
+    }
+
+    /// The most requests ever held unanswered at once.
+    fn most_waiting(&self) -> usize {
+        self.state.most_waiting.load(Ordering::SeqCst)
+    }
+
+    /// Answers every stalled request, now and later.
+    fn release(&self) {
+        self.state.released.send_replace(true);
     }
 }
 
@@ -135,17 +184,39 @@ async fn serve(mut stream: TcpStream, state: Arc<State>) {
     }
     let text = String::from_utf8_lossy(&head).into_owned();
     let path = text.split(' ').nth(1).unwrap_or("/").to_owned();
-    let range = text.lines().find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        name.eq_ignore_ascii_case("range")
-            .then(|| value.trim().to_owned())
-    });
-    state
-        .requests
-        .lock()
-        .unwrap()
-        .push(format!("{path} {}", range.as_deref().unwrap_or("-")));
+    let headers: Vec<(String, String)> = text
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            Some((name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        })
+        .collect();
+    let request = Request { path, headers };
+    let range = request.header("range").map(str::to_owned);
+    let path = request.path.clone();
+    state.requests.lock().unwrap().push(request);
     let route = state.routes.lock().unwrap().get(&path).cloned();
+    // Counted down before the answer is written, so a client that has its answer is never
+    // still counted.
+    let now_waiting = state.waiting.fetch_add(1, Ordering::SeqCst) + 1;
+    state.most_waiting.fetch_max(now_waiting, Ordering::SeqCst);
+    let route = match route {
+        Some(Route::Stall(then)) => {
+            let mut released = state.released.subscribe();
+            let _ = tokio::time::timeout(
+                Duration::from_secs(10),
+                released.wait_for(|released| *released),
+            )
+            .await;
+            Some(*then)
+        }
+        other => other,
+    };
+    state.waiting.fetch_sub(1, Ordering::SeqCst);
     let Some(route) = route else {
         let _ = stream
             .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
@@ -165,6 +236,7 @@ async fn serve(mut stream: TcpStream, state: Arc<State>) {
             let _ = stream.write_all(head.as_bytes()).await;
         }
         Route::Hang => tokio::time::sleep(Duration::from_secs(30)).await,
+        Route::Stall(_) => {}
         Route::Raw(response) => {
             let _ = stream.write_all(response.as_bytes()).await;
         }
@@ -270,7 +342,24 @@ async fn with_ranges_only_the_header_is_read() {
     assert!(report.bytes_read < 8 * 1024, "{}", report.bytes_read);
     assert!(server.sent() < 8 * 1024, "{}", server.sent());
     assert!(requests.len() <= 4, "{requests:?}");
-    assert!(requests[0].ends_with("bytes=0-2047"), "{requests:?}");
+    // Every request asked for a byte range of the identity representation: the first for the
+    // first 2 KiB, each later one for a range further on.
+    let received = server.received();
+    assert_eq!(received[0].header("range"), Some("bytes=0-2047"));
+    let mut last_start = None;
+    for request in &received {
+        assert_eq!(request.path, "/a.jpg");
+        assert_eq!(
+            request.header("accept-encoding"),
+            Some("identity"),
+            "{request:?}"
+        );
+        let range = request.header("range").expect("a Range header");
+        let (start, end) = parse_range(range).unwrap_or_else(|| panic!("Range {range:?}"));
+        assert!(start <= end && end < total, "{range:?}");
+        assert!(last_start < Some(start), "ranges go forward: {received:?}");
+        last_start = Some(start);
+    }
 }
 
 #[tokio::test]
@@ -530,7 +619,7 @@ async fn redirects_are_followed_within_the_bound() {
 async fn deny_private_never_connects_to_loopback() {
     let server = Server::start("127.0.0.1", vec![("/a.jpg", Route::file(exif_jpeg()))]).await;
     let mut config = fast_config();
-    config.deny_private = true;
+    config.destinations = DestinationPolicy::new(Vec::new(), true);
     let url = server.url("/a.jpg");
     let report = check(config.clone(), &url).await;
     assert_eq!(
@@ -554,7 +643,7 @@ async fn deny_private_never_connects_to_loopback() {
 
     // The same policy at submission time.
     let mut config = fast_config();
-    config.deny_private = true;
+    config.destinations = DestinationPolicy::new(Vec::new(), true);
     let sources = RemoteSources::new(config).unwrap();
     assert_eq!(
         sources.check_url(&url).await,
@@ -577,8 +666,7 @@ async fn a_redirect_to_a_forbidden_destination_is_not_followed() {
     )
     .await;
     let mut config = fast_config();
-    config.deny_private = true;
-    config.allow = vec!["127.0.0.1/32".parse().unwrap()];
+    config.destinations = DestinationPolicy::new(vec!["127.0.0.1/32".parse().unwrap()], true);
     let url = origin.url("/old.jpg");
     let report = check(config, &url).await;
     assert_eq!(
@@ -626,4 +714,103 @@ async fn other_locations_and_bad_urls_are_cannot_fetch() {
         report.error_texts(),
         ["Cannot fetch ftp://x/a.jpg: not an absolute http or https URL"]
     );
+}
+
+/// Waits, at most 5 s, until `ready` holds.
+async fn wait_until(what: &str, ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !ready() {
+        assert!(Instant::now() < deadline, "waited 5 s for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Remote fetches are bounded by the sources' own `max_concurrent`: slow servers hold at most
+/// that many fetches, further ones wait for a place (no connection meanwhile), and nothing of
+/// the caller's is needed for that (the caller here holds no semaphore at all).
+#[tokio::test]
+async fn no_more_than_max_concurrent_fetches_run_at_once() {
+    let image = jpeg(640, 480, 0, 0, 1_000);
+    let server = Server::start(
+        "127.0.0.1",
+        vec![
+            (
+                "/slow.jpg",
+                Route::Stall(Box::new(Route::file(image.clone()))),
+            ),
+            ("/fast.jpg", Route::file(image)),
+        ],
+    )
+    .await;
+    let mut config = fast_config();
+    config.max_concurrent = 2;
+    let sources = RemoteSources::new(config).unwrap();
+    let validate = |path: &str| {
+        let sources = sources.clone();
+        let asset = AssetPath::Url {
+            path: server.url(path),
+        };
+        tokio::spawn(async move { sources.validate(&asset, &Policy::default()).await })
+    };
+
+    let slow: Vec<_> = (0..4).map(|_| validate("/slow.jpg")).collect();
+    wait_until("two stalled requests", || server.waiting() >= 2).await;
+    // Time for the two others to connect, were they allowed to.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.waiting(), 2, "stalled requests at once");
+    assert_eq!(server.requests().len(), 2, "{:?}", server.requests());
+    let fast = validate("/fast.jpg");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!fast.is_finished(), "a fetch ran past the limit");
+    assert_eq!(server.requests().len(), 2, "{:?}", server.requests());
+
+    server.release();
+    for task in slow.into_iter().chain([fast]) {
+        let report = tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("every fetch ends once the server answers")
+            .unwrap();
+        assert!(report.is_valid(), "{:?}", report.errors);
+    }
+    assert_eq!(server.requests().len(), 5, "{:?}", server.requests());
+    assert_eq!(server.most_waiting(), 2);
+}
+
+/// A fetch waits for a place within its own timeout: the wait and the fetch share one
+/// deadline, so a queue of slow fetches cannot hold a further one for longer.
+#[tokio::test]
+async fn waiting_for_a_fetch_place_is_bounded_by_the_timeout() {
+    let server = Server::start(
+        "127.0.0.1",
+        vec![("/slow.jpg", Route::Stall(Box::new(Route::Status(500))))],
+    )
+    .await;
+    let mut config = fast_config();
+    config.max_concurrent = 1;
+    config.timeout = Duration::from_millis(500);
+    let sources = RemoteSources::new(config).unwrap();
+    let url = server.url("/slow.jpg");
+    let asset = AssetPath::Url { path: url.clone() };
+    let first = {
+        let (sources, asset) = (sources.clone(), asset.clone());
+        tokio::spawn(async move { sources.validate(&asset, &Policy::default()).await })
+    };
+    wait_until("the first request", || server.waiting() == 1).await;
+    let started = Instant::now();
+    let second = {
+        let (sources, asset) = (sources.clone(), asset.clone());
+        tokio::spawn(async move { sources.validate(&asset, &Policy::default()).await })
+    };
+    // Well within both deadlines: the second waits for the first's place, unsent.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(server.requests().len(), 1, "{:?}", server.requests());
+    let timeout = [format!("Cannot fetch {url}: timeout")];
+    assert_eq!(second.await.unwrap().error_texts(), timeout);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(first.await.unwrap().error_texts(), timeout);
+    server.release();
 }

@@ -1,4 +1,4 @@
-//! Which IP addresses a webhook must not reach when private destinations are refused.
+//! Which IP addresses an outbound request must not reach when private destinations are refused.
 //!
 //! The classification is by the address that is actually connected to, after resolution;
 //! IPv4 embedded in IPv6 (mapped, NAT64, 6to4) is judged by the IPv4 address it carries, so
