@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use futures_channel::mpsc;
 use futures_util::{FutureExt as _, StreamExt as _};
 use time::OffsetDateTime;
-use tracing::{Instrument as _, debug, info_span, warn};
+use tracing::{Instrument as _, debug, info, info_span, warn};
 
 use crate::engine::{Engine, Lease, LeaseRequest, Leased, Retention, StoreError, WorkerId};
 use crate::job::{Job, JobKey, JobState};
@@ -186,6 +186,9 @@ impl Worker {
         let mut drained = false;
         let mut backoff = RETRY_FIRST;
         let mut in_flight = 0usize;
+        // Kept across wake-ups until it resolves: an engine's wait may be under way on its
+        // side (a blocking pop), and dropping it could lose the wake-up it would have taken.
+        let mut work: Option<BoxFuture<'_, ()>> = None;
         let durable = self.engine.is_durable();
         loop {
             let stopping = deadline.is_some();
@@ -227,7 +230,10 @@ impl Worker {
                     }
                 }
             }
-            let mut work = (leasing && free > 0).then(|| self.engine.work_available());
+            if work.is_none() && leasing && free > 0 {
+                work = Some(self.engine.work_available());
+            }
+            let waiting_for_work = leasing && free > 0;
             let mut poll = self.runtime.sleep(self.config.poll_every);
             let wake = std::future::poll_fn(|cx| {
                 if deadline.is_none() && stop.as_mut().poll(cx).is_ready() {
@@ -241,10 +247,11 @@ impl Worker {
                 if let Poll::Ready(Some(())) = done_rx.poll_next_unpin(cx) {
                     return Poll::Ready(Wake::Done);
                 }
-                if let Some(work) = work.as_mut()
-                    && work.poll_unpin(cx).is_ready()
+                if waiting_for_work
+                    && let Some(pending) = work.as_mut()
+                    && pending.poll_unpin(cx).is_ready()
                 {
-                    return Poll::Ready(Wake::Work);
+                    return Poll::Ready(Wake::WorkAvailable);
                 }
                 if poll.poll_unpin(cx).is_ready() {
                     return Poll::Ready(Wake::Work);
@@ -263,6 +270,10 @@ impl Worker {
                     while done_rx.try_recv().is_ok() {
                         in_flight -= 1;
                     }
+                }
+                Wake::WorkAvailable => {
+                    work = None;
+                    look = true;
                 }
                 Wake::Work => look = true,
             }
@@ -304,6 +315,8 @@ impl Worker {
         let in_flight = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         metrics::gauge!(JOBS_IN_FLIGHT).set(in_flight as f64);
         if lease.deliveries > 1 {
+            // Its previous worker died, stalled past its lease, or released it at shutdown.
+            info!(deliveries = lease.deliveries, "redelivered");
             metrics::counter!(REDELIVERED).increment(1);
         }
         debug!(deliveries = lease.deliveries, "started");
@@ -377,6 +390,9 @@ enum Wake {
     Stop,
     Deadline,
     Done,
+    /// The engine said work may be there.
+    WorkAvailable,
+    /// Time to look anyway.
     Work,
 }
 

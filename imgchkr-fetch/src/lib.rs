@@ -85,4 +85,4 @@ pub use config::{
     MAX_DURATION, RemoteConfig,
 };
 pub use imgchkr_egress::{AllowRule, DestinationPolicy};
-pub use sources::RemoteSources;
+pub use sources::{FETCH_BYTES, FETCHES, RemoteSources, describe_metrics};

@@ -10,6 +10,8 @@ pub const REQUESTS: &str = "imgchkr_http_requests_total";
 pub const REQUEST_SECONDS: &str = "imgchkr_http_request_duration_seconds";
 /// Jobs waiting for a worker (the engine's, all processes).
 pub const QUEUE_DEPTH: &str = "imgchkr_queue_depth";
+/// Jobs leased to workers and not finished (the engine's, all processes).
+pub const QUEUE_IN_FLIGHT: &str = "imgchkr_queue_in_flight";
 /// 1 while the engine answers this process's checks, else 0.
 pub const ENGINE_UP: &str = "imgchkr_engine_up";
 pub use imgchkr_core::worker::{JOBS, JOBS_IN_FLIGHT, PARKED, REDELIVERED};
@@ -34,6 +36,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
         .install_recorder()
         .map_err(|e| e.to_string())?;
     describe();
+    imgchkr_fetch::describe_metrics();
     zero();
     Ok(handle)
 }

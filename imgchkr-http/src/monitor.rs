@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use imgchkr_core::Engine;
+use imgchkr_core::engine::QueueStats;
 use tracing::{info, warn};
 
 use crate::metrics as m;
@@ -47,7 +48,7 @@ impl EngineMonitor {
     /// answered.
     pub async fn refresh(&self, engine: &dyn Engine) {
         match engine.stats().await {
-            Ok(stats) => self.saw_waiting(stats.waiting),
+            Ok(stats) => self.saw_stats(&stats),
             Err(e) => self.saw(Some(e.to_string())),
         }
     }
@@ -56,6 +57,11 @@ impl EngineMonitor {
     /// check says otherwise.
     pub fn saw_full(&self, capacity: u64) {
         self.saw_waiting(self.waiting().max(capacity));
+    }
+
+    fn saw_stats(&self, stats: &QueueStats) {
+        self.saw_waiting(stats.waiting);
+        metrics::gauge!(m::QUEUE_IN_FLIGHT).set(stats.in_flight as f64);
     }
 
     fn saw_waiting(&self, waiting: u64) {
@@ -90,7 +96,7 @@ async fn watch(engine: Arc<dyn Engine>, health: Weak<EngineMonitor>) {
         };
         health.saw(checked.err().map(|e| e.to_string()));
         if let Some(stats) = stats {
-            health.saw_waiting(stats.waiting);
+            health.saw_stats(&stats);
         }
     }
 }

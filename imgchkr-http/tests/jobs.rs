@@ -153,6 +153,8 @@ fn idempotent_resubmission_by_body_id_and_header() {
     let c = server.post_json(&key, &hooks.submission("different.jpg"));
     assert_eq!(c.status, 409);
     // Only the two accepted jobs ever ran.
+    server.wait_final(a.json()["id"].as_str().unwrap());
+    hooks.wait_hooks(a.json()["id"].as_str().unwrap(), 2);
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert_eq!(hooks.hooks().len(), 4);
 }

@@ -100,7 +100,20 @@ fn run(args: &[&str]) -> (Option<i32>, String) {
 fn bad_role_and_redis_settings_stop_the_start_with_a_reason() {
     let (code, stderr) = run(&["api", "--listen", "127.0.0.1:0"]);
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("need --redis"), "{stderr}");
+    assert!(stderr.contains("need a shared --store"), "{stderr}");
+    // A single-node store is for `serve` only.
+    for role in ["api", "worker"] {
+        let (code, stderr) = run(&[role, "--listen", "127.0.0.1:0", "--store", "memory:"]);
+        assert_eq!(code, Some(2), "{role}: {stderr}");
+        assert!(
+            stderr.contains("memory: is single-node"),
+            "{role}: {stderr}"
+        );
+    }
+    // AMQP is a queue beside a shared store, never a store.
+    let (code, stderr) = run(&["serve", "--listen", "127.0.0.1:0", "--store", "amqp://x"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("amqp:// is a queue only"), "{stderr}");
 
     // Checked before connecting: no Redis needs to listen at this address.
     let (code, stderr) = run(&[
@@ -115,7 +128,7 @@ fn bad_role_and_redis_settings_stop_the_start_with_a_reason() {
         "10s",
     ]);
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("--redis-heartbeat"), "{stderr}");
+    assert!(stderr.contains("--heartbeat"), "{stderr}");
 
     let (code, stderr) = run(&[
         "worker",
@@ -125,7 +138,7 @@ fn bad_role_and_redis_settings_stop_the_start_with_a_reason() {
         "0",
     ]);
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("--redis-max-deliveries"), "{stderr}");
+    assert!(stderr.contains("--max-deliveries"), "{stderr}");
 }
 
 #[test]
