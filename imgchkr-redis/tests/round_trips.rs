@@ -408,5 +408,8 @@ async fn core_worker_makes_one_round_trip_per_engine_call() {
         );
         assert_eq!(seen.commands.len() as u64, seen.calls);
         assert_eq!(seen.evalsha, seen.calls);
+        // Submit, the lease (shared by a batch), two records, finish.
+        let per_job = 4 * JOBS as u64 + (JOBS / batch) as u64;
+        assert_eq!(seen.calls, per_job, "leases of {batch}");
     }
 }
