@@ -19,6 +19,8 @@ pub use imgchkr_core::worker::{JOBS, JOBS_IN_FLIGHT, PARKED, REDELIVERED};
 pub const VALIDATION_SECONDS: &str = "imgchkr_validation_duration_seconds";
 /// Body bytes read by `POST /validate`.
 pub const VALIDATE_BYTES: &str = "imgchkr_validate_bytes_read_total";
+/// Submissions refused because their tenant's rate was exceeded.
+pub const RATE_LIMITED: &str = "imgchkr_rate_limited_total";
 /// Submissions refused because the queue was full.
 pub const QUEUE_REJECTIONS: &str = "imgchkr_queue_rejections_total";
 
@@ -47,7 +49,13 @@ fn zero() {
     for state in ["success", "failed"] {
         metrics::counter!(JOBS, "state" => state).absolute(0);
     }
-    for counter in [REDELIVERED, PARKED, VALIDATE_BYTES, QUEUE_REJECTIONS] {
+    for counter in [
+        REDELIVERED,
+        PARKED,
+        VALIDATE_BYTES,
+        QUEUE_REJECTIONS,
+        RATE_LIMITED,
+    ] {
         metrics::counter!(counter).absolute(0);
     }
 }
@@ -72,6 +80,10 @@ fn describe() {
     metrics::describe_counter!(PARKED, "Jobs parked as failed after too many deliveries.");
     metrics::describe_histogram!(VALIDATION_SECONDS, "Header probe and policy check time.");
     metrics::describe_counter!(VALIDATE_BYTES, "Body bytes read by POST /validate.");
+    metrics::describe_counter!(
+        RATE_LIMITED,
+        "Submissions refused with 429, tenant rate exceeded."
+    );
     metrics::describe_counter!(
         QUEUE_REJECTIONS,
         "Submissions refused with 503, queue full."
