@@ -49,12 +49,10 @@ impl WebhookNotifier {
     pub fn new(config: WebhookConfig) -> Result<WebhookNotifier, ConfigError> {
         config.validate()?;
         let slots = Semaphore::new(config.max_in_flight);
-        let tenant_slots = config
-            .max_in_flight_per_tenant
-            .map(|share| TenantShares {
-                share: share.max(1),
-                tenants: Mutex::default(),
-            });
+        let tenant_slots = config.max_in_flight_per_tenant.map(|share| TenantShares {
+            share: share.max(1),
+            tenants: Mutex::default(),
+        });
         let client = WebhookClient::new(config)?;
         let destinations =
             DestinationCheck::with_policy(Arc::clone(&client.policy), &client.config);

@@ -15,7 +15,7 @@ pub const MAX_PATH_LEN: usize = 1024;
 /// Longest the asset path and the three notification URLs may be together, in bytes: what a
 /// job keeps of its submission is bounded (100,000 retained jobs stay within a known memory
 /// budget), whatever each field's own limit.
-pub const MAX_STRINGS_LEN: usize = 2048;
+pub const MAX_STRINGS_LEN: usize = 1536;
 
 /// A decoded, valid submission.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -500,12 +500,12 @@ mod tests {
             .to_string()
         };
         // Each field within its own limit, but together too long.
-        let e = errors(&body(1000, 600));
+        let e = errors(&body(1000, 300));
         assert!(
-            e["body"][0].contains("at most 2048 characters together"),
+            e["body"][0].contains("at most 1536 characters together"),
             "{e:?}"
         );
-        assert!(Submission::from_json(body(500, 400).as_bytes(), LOCAL).is_ok());
+        assert!(Submission::from_json(body(500, 300).as_bytes(), LOCAL).is_ok());
         // A field over its own limit is named.
         let e = errors(&body(MAX_PATH_LEN + 1, 10));
         assert!(e.contains_key("assetPath.path"), "{e:?}");
