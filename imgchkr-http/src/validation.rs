@@ -135,3 +135,75 @@ fn read_failed(asset: &AssetPath, reason: &str) -> ValidationError {
         reason: reason.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    use imgchkr_core::{JobId, NotificationUrls};
+
+    use super::*;
+
+    /// A full decode must not run on the async worker thread: on a one-thread runtime, other
+    /// tasks keep running while a large image is decoded.
+    #[test]
+    fn a_full_decode_leaves_the_async_thread_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = image::RgbImage::from_fn(1500, 1500, |x, y| {
+            image::Rgb([(x * 7 + y) as u8, (y * 3) as u8, (x ^ y) as u8])
+        });
+        image.save(dir.path().join("big.png")).unwrap();
+        let mut policy = Policy::default();
+        policy.verify = Verify::Decode;
+        policy.formats = "png".parse().unwrap();
+        policy.max_width = 2000;
+        policy.max_height = 2000;
+        let tenants = Arc::new(TenantsHandle::load(None, &[], &["local"]).unwrap());
+        let validation = Validation {
+            image_dirs: ImageDirs::new(ImageDir::open(dir.path()).unwrap(), tenants),
+            remote: None,
+            policy,
+            blocking_local_reads: false,
+            blocking_slots: Arc::new(Semaphore::new(1)),
+        };
+        let url: url::Url = "http://cb.example/x".parse().unwrap();
+        let job = Job::new(
+            JobId::random(),
+            AssetPath::Local {
+                path: "big.png".into(),
+            },
+            NotificationUrls {
+                on_start: url.clone(),
+                on_success: url.clone(),
+                on_failure: url,
+            },
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let ticks = Arc::new(AtomicU64::new(0));
+        let (report, ticked) = runtime.block_on(async {
+            let counter = Arc::clone(&ticks);
+            let ticker = tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+            let started = std::time::Instant::now();
+            let report = validation.validate(&job).await;
+            let took = started.elapsed();
+            ticker.abort();
+            (report, (ticks.load(Ordering::SeqCst), took))
+        });
+        assert!(report.is_valid(), "{:?}", report.errors);
+        let (ticks, took) = ticked;
+        // The ticker ran during the decode: at least a tick for every 10 ms it took.
+        assert!(
+            ticks as u128 >= took.as_millis() / 10,
+            "{ticks} ticks during a {took:?} decode"
+        );
+    }
+}
