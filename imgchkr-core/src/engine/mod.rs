@@ -325,6 +325,19 @@ pub struct WorkerSeen {
     pub status: String,
 }
 
+impl WorkerSeen {
+    /// `worker`, heard from at `at` holding `held` leases and saying `status` of itself (for
+    /// engines outside core, which cannot name the fields of this non-exhaustive struct).
+    pub fn new(worker: WorkerId, at: OffsetDateTime, held: u64, status: impl Into<String>) -> Self {
+        WorkerSeen {
+            worker,
+            at,
+            held,
+            status: status.into(),
+        }
+    }
+}
+
 /// What [`Engine::take_token`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Token {
