@@ -226,6 +226,25 @@ pub struct LeaseRequest {
     pub tenant_in_flight: Option<u64>,
 }
 
+impl LeaseRequest {
+    /// A request of `worker` for up to `max` jobs at `now`, leased until `until`, with no
+    /// per-tenant cap (for callers outside core: engine crates' tests and benchmarks).
+    pub fn new(
+        worker: WorkerId,
+        max: usize,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> LeaseRequest {
+        LeaseRequest {
+            worker,
+            max,
+            now,
+            until,
+            tenant_in_flight: None,
+        }
+    }
+}
+
 /// A job handed to a worker: who holds it, and how often it was handed out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
