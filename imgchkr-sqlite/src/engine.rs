@@ -13,7 +13,7 @@ use imgchkr_core::engine::{
 };
 use imgchkr_core::notify::BoxFuture;
 use imgchkr_core::{Job, JobKey, JobUpdate, StoreError};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use time::OffsetDateTime;
 use tracing::warn;
 
@@ -63,25 +63,19 @@ impl SqliteEngine {
     /// [`check`](Engine::check)), and step 3 happens with the first write that succeeds.
     pub fn open(config: &SqliteConfig) -> Result<SqliteEngine, OpenError> {
         let path = config.path.clone();
-        let sqlite = |e: rusqlite::Error| OpenError::Sqlite {
-            path: path.clone(),
-            reason: e.to_string(),
-        };
         let owner = lock::acquire(&path)?;
-        let mut conn = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(sqlite)?;
-        crate::schema::prepare_writer(&mut conn, config)?;
+        let conn = crate::schema::open_writer(config)?;
         let label: Arc<str> = Arc::from(path.display().to_string());
         let wake = Arc::new(Wake::default());
         let mut writer = Writer {
-            cache: Cache::load(&conn).map_err(sqlite)?,
+            cache: Cache::load(&conn).map_err(|e| OpenError::Sqlite {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?,
             conn,
             recovered: false,
+            config: config.clone(),
+            reopened: None,
             max_group: config.max_group.max(1),
             label: label.to_string(),
             wake: Arc::clone(&wake),

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use imgchkr_core::engine::{ListQuery, Lookup, QueueStats, WorkerId, WorkerSeen};
 use imgchkr_core::{Job, JobKey};
 use rusqlite::types::Value;
-use rusqlite::{Connection, OpenFlags, OptionalExtension as _};
+use rusqlite::{Connection, OptionalExtension as _};
 
 use crate::config::SqliteConfig;
 use crate::error::{Failure, OpenError};
@@ -31,15 +31,7 @@ impl Readers {
         let reads = Arc::new(Mutex::new(reads));
         let mut threads = Vec::new();
         for i in 0..config.readers.max(1) {
-            let conn = Connection::open_with_flags(
-                &config.path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .map_err(|e| OpenError::Sqlite {
-                path: config.path.clone(),
-                reason: e.to_string(),
-            })?;
-            crate::schema::prepare_reader(&conn, config)?;
+            let conn = crate::schema::open_reader(config)?;
             let reads = Arc::clone(&reads);
             let thread = std::thread::Builder::new()
                 .name(format!("sqlite-reader-{i}"))

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::config::SqliteConfig;
 use crate::error::OpenError;
@@ -106,10 +106,18 @@ fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> OpenError + '_ {
     }
 }
 
-/// The writer connection's settings, then the migrations up to [`SCHEMA_VERSION`].
-pub(crate) fn prepare_writer(conn: &mut Connection, config: &SqliteConfig) -> Result<(), OpenError> {
+/// Opens the write connection (creating the file if missing) with its settings, and applies
+/// the migrations up to [`SCHEMA_VERSION`].
+pub(crate) fn open_writer(config: &SqliteConfig) -> Result<Connection, OpenError> {
     let path = &config.path;
     let err = sqlite(path);
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(&err)?;
     conn.busy_timeout(config.busy_timeout).map_err(&err)?;
     conn.set_prepared_statement_cache_capacity(64);
     let version: i64 = conn
@@ -163,14 +171,19 @@ pub(crate) fn prepare_writer(conn: &mut Connection, config: &SqliteConfig) -> Re
             .map_err(&err)?;
         tx.commit().map_err(&err)?;
     }
-    Ok(())
+    Ok(conn)
 }
 
-/// A reader connection's settings.
-pub(crate) fn prepare_reader(conn: &Connection, config: &SqliteConfig) -> Result<(), OpenError> {
+/// Opens a read-only connection with its settings.
+pub(crate) fn open_reader(config: &SqliteConfig) -> Result<Connection, OpenError> {
     let err = sqlite(&config.path);
+    let conn = Connection::open_with_flags(
+        &config.path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(&err)?;
     conn.busy_timeout(config.busy_timeout).map_err(&err)?;
     conn.set_prepared_statement_cache_capacity(32);
     conn.pragma_update(None, "cache_size", -8_000).map_err(&err)?;
-    Ok(())
+    Ok(conn)
 }

@@ -14,15 +14,20 @@
 
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
 use imgchkr_core::StoreError;
-use rusqlite::Connection;
-use tracing::{debug, warn};
+use rusqlite::{Connection, MAIN_DB};
+use tracing::{debug, info, warn};
 
+use crate::config::SqliteConfig;
 use crate::error::Failure;
 use crate::lock::OwnerLock;
 use crate::wake::Wake;
+
+/// How often a read-only connection is opened again.
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
 
 /// What the writer keeps in memory between transactions: figures of the database that every
 /// submission or lease would otherwise count. Reloaded from the database after a rollback.
@@ -131,6 +136,10 @@ pub(crate) struct Writer {
     /// transaction that commits, when the file could not be written at open).
     pub(crate) recovered: bool,
     pub(crate) max_group: usize,
+    /// To open the connection again when it turned out read-only.
+    pub(crate) config: SqliteConfig,
+    /// When that was last tried.
+    pub(crate) reopened: Option<Instant>,
     pub(crate) label: String,
     pub(crate) wake: Arc<Wake>,
     /// Held until the connection is closed: the next owner opens only after.
@@ -166,6 +175,7 @@ impl Writer {
     /// Runs `group` in one transaction, or each op alone if that fails; returns the workers
     /// to wake.
     fn commit(&mut self, group: &mut [Box<dyn Op>]) -> usize {
+        self.reopen_if_read_only();
         match self.transaction(group) {
             Ok(wakes) => wakes,
             Err(e) if group.len() == 1 => {
@@ -183,6 +193,30 @@ impl Writer {
                 }
                 wakes
             }
+        }
+    }
+
+    /// SQLite opens a file it may not write read-only, and stays so: once the file can be
+    /// written again (permissions fixed, file system remounted), a new connection writes.
+    /// Tried at most once a second, before a group.
+    fn reopen_if_read_only(&mut self) {
+        if !self.conn.is_readonly(MAIN_DB).unwrap_or(false)
+            || self.reopened.is_some_and(|at| at.elapsed() < REOPEN_EVERY)
+        {
+            return;
+        }
+        self.reopened = Some(Instant::now());
+        match crate::schema::open_writer(&self.config) {
+            Ok(conn) if !conn.is_readonly(MAIN_DB).unwrap_or(true) => {
+                info!("the database can be written again");
+                self.conn = conn;
+                match Cache::load(&self.conn) {
+                    Ok(cache) => self.cache = cache,
+                    Err(e) => warn!(error = %e, "reloading the queue's figures"),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => debug!(error = %e, "reopening the database"),
         }
     }
 
