@@ -10,6 +10,7 @@ use imgchkr_core::engine::{StoreError, WORKER_SEEN_FOR, WorkerId};
 use imgchkr_core::{Job, JobKey, JobState, JobUpdate};
 use rusqlite::OptionalExtension as _;
 use time::OffsetDateTime;
+use tracing::error;
 
 use crate::error::Failure;
 use crate::row::{Documents, Stored, at_seq, find, micros, normalize, opt_micros, tombstoned};
@@ -29,7 +30,11 @@ pub(crate) fn recover(tx: &mut Tx<'_>) -> Result<(), Failure> {
     Ok(())
 }
 
-pub(crate) fn submit(tx: &mut Tx<'_>, job: &Job, admission: Admission) -> Result<Submitted, Failure> {
+pub(crate) fn submit(
+    tx: &mut Tx<'_>,
+    job: &Job,
+    admission: Admission,
+) -> Result<Submitted, Failure> {
     let id = job.id.to_string();
     if let Some(existing) = find(tx.conn, &job.tenant, &id)? {
         return Ok(Submitted::Existing(Box::new(existing.job)));
@@ -143,11 +148,16 @@ pub(crate) fn lease(tx: &mut Tx<'_>, request: &LeaseRequest) -> Result<Vec<Lease
         .query_map((now, most as i64), |row| row.get(0))?
         .collect::<Result<_, _>>()?;
     for seq in expired {
-        if let Some(stored) = at_seq(tx.conn, seq)? {
-            leased.push(hand_out(tx, stored, request, until)?);
+        match at_seq(tx.conn, seq) {
+            Ok(Some(stored)) => leased.push(hand_out(tx, stored, request, until)?),
+            Ok(None) => {}
+            Err(Failure::Corrupt(why)) => quarantine(tx, seq, Held::Leased, &why, now)?,
+            Err(e) => return Err(e),
         }
     }
-    let cap = request.tenant_in_flight.map(|cap| i64::try_from(cap).unwrap_or(i64::MAX));
+    let cap = request
+        .tenant_in_flight
+        .map(|cap| i64::try_from(cap).unwrap_or(i64::MAX));
     while leased.len() < most {
         // The tenant whose turn it is: least recently served, then waiting longest.
         let tenant: Option<String> = tx
@@ -162,17 +172,15 @@ pub(crate) fn lease(tx: &mut Tx<'_>, request: &LeaseRequest) -> Result<Vec<Lease
         let Some(tenant) = tenant else {
             break;
         };
-        let next = {
-            let mut stmt = tx.conn.prepare_cached(concat!(
-                "SELECT ",
-                crate::row::job_columns!(),
-                " FROM jobs INDEXED BY jobs_waiting WHERE tenant = ?1 AND state = 'queued' \
-                 ORDER BY priority, seq LIMIT 1"
-            ))?;
-            let mut rows = stmt.query([&tenant])?;
-            rows.next()?.map(crate::row::decode).transpose()?
-        };
-        let Some(stored) = next else {
+        let next: Option<i64> = tx
+            .conn
+            .prepare_cached(
+                "SELECT seq FROM jobs INDEXED BY jobs_waiting \
+                 WHERE tenant = ?1 AND state = 'queued' ORDER BY priority, seq LIMIT 1",
+            )?
+            .query_row([&tenant], |row| row.get(0))
+            .optional()?;
+        let Some(seq) = next else {
             // Its count is off (a hand edit?): count again, and look at the next tenant.
             tx.conn
                 .prepare_cached(
@@ -182,6 +190,15 @@ pub(crate) fn lease(tx: &mut Tx<'_>, request: &LeaseRequest) -> Result<Vec<Lease
                 .execute([&tenant])?;
             *tx.cache = crate::writer::Cache::load(tx.conn)?;
             continue;
+        };
+        let stored = match at_seq(tx.conn, seq) {
+            Ok(Some(stored)) => stored,
+            Ok(None) => continue,
+            Err(Failure::Corrupt(why)) => {
+                quarantine(tx, seq, Held::Waiting, &why, now)?;
+                continue;
+            }
+            Err(e) => return Err(e),
         };
         tx.cache.turn += 1;
         tx.conn
@@ -194,6 +211,60 @@ pub(crate) fn lease(tx: &mut Tx<'_>, request: &LeaseRequest) -> Result<Vec<Lease
         leased.push(hand_out(tx, stored, request, until)?);
     }
     Ok(leased)
+}
+
+/// Where an unreadable job was in the queue.
+enum Held {
+    /// Waiting in its tenant's line.
+    Waiting,
+    /// Leased (its lease expired).
+    Leased,
+}
+
+/// Takes a job whose row cannot be read out of the queue, so that it does not stop the jobs
+/// behind it: marked `failed` and put under retention, the rest of the row left as it is for
+/// an operator to look at (`get` names it as corrupt).
+fn quarantine(
+    tx: &mut Tx<'_>,
+    seq: i64,
+    held: Held,
+    why: &StoreError,
+    now: i64,
+) -> Result<(), Failure> {
+    error!(seq, error = %why, "a queued job's record cannot be read; taken out of the queue as failed");
+    let tenant: String = tx
+        .conn
+        .prepare_cached(
+            "UPDATE jobs SET state = 'failed', lease_until = NULL, \
+             retired_at = coalesce(retired_at, ?2) WHERE seq = ?1 RETURNING tenant",
+        )?
+        .query_row((seq, now), |row| row.get(0))?;
+    match held {
+        Held::Waiting => {
+            tx.conn
+                .prepare_cached(
+                    "UPDATE tenants SET waiting = waiting - 1, \
+                     last_served = CASE WHEN waiting = 1 AND in_flight = 0 THEN 0 \
+                     ELSE last_served END WHERE tenant = ?1",
+                )?
+                .execute([&tenant])?;
+            tx.cache.waiting = tx.cache.waiting.saturating_sub(1);
+        }
+        Held::Leased => end_in_flight(tx, &tenant)?,
+    }
+    Ok(())
+}
+
+/// One job of `tenant` is no longer in flight.
+fn end_in_flight(tx: &mut Tx<'_>, tenant: &str) -> Result<(), Failure> {
+    tx.conn
+        .prepare_cached(
+            "UPDATE tenants SET in_flight = in_flight - 1, \
+             last_served = CASE WHEN waiting = 0 AND in_flight = 1 THEN 0 ELSE last_served END \
+             WHERE tenant = ?1",
+        )?
+        .execute([tenant])?;
+    Ok(())
 }
 
 /// Marks `stored` started and leased to `request.worker` until `until`.
@@ -324,13 +395,7 @@ pub(crate) fn record(
         )?
         .execute(fields)?;
     if lease_until.is_some() {
-        tx.conn
-            .prepare_cached(
-                "UPDATE tenants SET in_flight = in_flight - 1, \
-                 last_served = CASE WHEN waiting = 0 AND in_flight = 1 THEN 0 ELSE last_served END \
-                 WHERE tenant = ?1",
-            )?
-            .execute([&key.tenant])?;
+        end_in_flight(tx, &key.tenant)?;
     }
     Ok(())
 }

@@ -50,7 +50,9 @@ impl Readers {
 
     /// Queues `read`; `false` when the readers are gone.
     pub(crate) fn send(&self, read: Read) -> bool {
-        self.line.as_ref().is_some_and(|line| line.send(read).is_ok())
+        self.line
+            .as_ref()
+            .is_some_and(|line| line.send(read).is_ok())
     }
 
     /// Stops the threads once the reads queued are served.
@@ -65,10 +67,7 @@ impl Readers {
 fn serve(conn: &Connection, reads: &Mutex<Receiver<Read>>) {
     loop {
         // One thread waits on the line, the others on the lock; each read goes to one.
-        let read = reads
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .recv();
+        let read = reads.lock().unwrap_or_else(PoisonError::into_inner).recv();
         match read {
             Ok(read) => read(conn),
             Err(_) => return,

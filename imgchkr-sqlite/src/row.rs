@@ -98,7 +98,10 @@ pub(crate) fn decode(row: &Row<'_>) -> Result<Stored, Failure> {
     let tenant: String = row.get(1)?;
     let id: String = row.get(2)?;
     let bad = |what: &str, why: &dyn std::fmt::Display| {
-        corrupt(format!("{tenant}/{id} (seq {seq})"), format!("{what}: {why}"))
+        corrupt(
+            format!("{tenant}/{id} (seq {seq})"),
+            format!("{what}: {why}"),
+        )
     };
     let job_id = JobId::from_str(&id).map_err(|e| bad("id", &e))?;
     let state_name: String = row.get(3)?;
@@ -131,8 +134,7 @@ pub(crate) fn decode(row: &Row<'_>) -> Result<Stored, Failure> {
         None => None,
     };
     let warnings: String = row.get(11)?;
-    let warnings: Vec<String> =
-        serde_json::from_str(&warnings).map_err(|e| bad("warnings", &e))?;
+    let warnings: Vec<String> = serde_json::from_str(&warnings).map_err(|e| bad("warnings", &e))?;
     let notifications: String = row.get(12)?;
     let notifications: Vec<DeliveryRecord> =
         serde_json::from_str(&notifications).map_err(|e| bad("notifications", &e))?;

@@ -150,7 +150,8 @@ pub(crate) fn open_writer(config: &SqliteConfig) -> Result<Connection, OpenError
     // The log is truncated back to this after a checkpoint that emptied it.
     conn.pragma_update(None, "journal_size_limit", 16 * 1024 * 1024)
         .map_err(&err)?;
-    conn.pragma_update(None, "cache_size", -16_000).map_err(&err)?;
+    conn.pragma_update(None, "cache_size", -16_000)
+        .map_err(&err)?;
     conn.pragma_update(None, "temp_store", "MEMORY")
         .map_err(&err)?;
     if let Some(max) = config.max_size {
@@ -184,6 +185,7 @@ pub(crate) fn open_reader(config: &SqliteConfig) -> Result<Connection, OpenError
     .map_err(&err)?;
     conn.busy_timeout(config.busy_timeout).map_err(&err)?;
     conn.set_prepared_statement_cache_capacity(32);
-    conn.pragma_update(None, "cache_size", -8_000).map_err(&err)?;
+    conn.pragma_update(None, "cache_size", -8_000)
+        .map_err(&err)?;
     Ok(conn)
 }
