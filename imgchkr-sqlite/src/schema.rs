@@ -123,7 +123,7 @@ pub(crate) fn open_writer(config: &SqliteConfig) -> Result<Connection, OpenError
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .map_err(&err)?;
-    if version > SCHEMA_VERSION || version < 0 {
+    if !(0..=SCHEMA_VERSION).contains(&version) {
         return Err(OpenError::TooNew {
             path: path.clone(),
             found: version,
