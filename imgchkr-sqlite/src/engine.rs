@@ -17,8 +17,10 @@ use rusqlite::Connection;
 use time::OffsetDateTime;
 use tracing::warn;
 
+use crate::checkpoint::Checkpointer;
 use crate::config::SqliteConfig;
 use crate::error::{Failure, OpenError};
+use crate::lock::OwnerLock;
 use crate::read::{Read, Readers};
 use crate::wake::Wake;
 use crate::writer::{Cache, Op, Pending, Tx, Writer};
@@ -26,12 +28,15 @@ use crate::{lock, queue, read, retention, tokens, writer};
 
 /// The SQLite engine: one database file owned by this process (see the [crate docs](crate)).
 ///
-/// Dropping it finishes the writes already queued, closes the database and then releases the
-/// lock (the next [`open`](SqliteEngine::open) of the file may follow at once).
+/// Dropping it finishes the writes already queued, closes the database's connections and then
+/// releases the lock (the next [`open`](SqliteEngine::open) of the file may follow at once).
 pub struct SqliteEngine {
     writes: Option<Sender<Box<dyn Op>>>,
     writer: Option<JoinHandle<()>>,
     readers: Readers,
+    checkpointer: Checkpointer,
+    /// Released last, once every connection is closed: the next owner opens only after.
+    lock: Option<OwnerLock>,
     wake: Arc<Wake>,
     path: PathBuf,
     /// The file's name in error messages.
@@ -58,13 +63,16 @@ impl SqliteEngine {
     /// 4. starts the writer thread and `config.readers` reader threads.
     ///
     /// Blocking (file I/O): call it at startup, or from a blocking task. A file that is
-    /// already migrated but cannot be written (read-only) opens: reads work, every write
+    /// already migrated but cannot be written (read-only) opens: reads work, and every write
     /// answers [`StoreError::Unavailable`] with SQLite's reason (as does
-    /// [`check`](Engine::check)), and step 3 happens with the first write that succeeds.
+    /// [`check`](Engine::check)); step 3 waits for the first write that succeeds. SQLite then
+    /// creates `<path>-wal` and `<path>-shm` read-only too, and a connection keeps the mode
+    /// it opened with: make the three files writable and open the engine again.
     pub fn open(config: &SqliteConfig) -> Result<SqliteEngine, OpenError> {
         let path = config.path.clone();
         let owner = lock::acquire(&path)?;
         let conn = crate::schema::open_writer(config)?;
+        let (checkpointer, nudge) = Checkpointer::start(config)?;
         let label: Arc<str> = Arc::from(path.display().to_string());
         let wake = Arc::new(Wake::default());
         let mut writer = Writer {
@@ -74,12 +82,10 @@ impl SqliteEngine {
             })?,
             conn,
             recovered: false,
-            config: config.clone(),
-            reopened: None,
             max_group: config.max_group.max(1),
             label: label.to_string(),
             wake: Arc::clone(&wake),
-            lock: owner,
+            checkpoints: nudge,
         };
         if let Err(e) = writer.recover_now() {
             warn!(error = %e, "cannot expire the previous owner's leases yet; done by the first write that succeeds");
@@ -97,6 +103,8 @@ impl SqliteEngine {
             writes: Some(writes),
             writer: Some(thread),
             readers,
+            checkpointer,
+            lock: Some(owner),
             wake,
             path,
             label,
@@ -174,6 +182,8 @@ impl Drop for SqliteEngine {
             let _ = writer.join();
         }
         self.readers.stop();
+        self.checkpointer.stop();
+        self.lock = None;
     }
 }
 

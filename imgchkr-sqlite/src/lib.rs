@@ -68,10 +68,11 @@
 //! | `remembered` | value remembered until it expires | `key`, `value`, `expires` |
 //! | `probe` | (empty: written and emptied by the readiness check) | `data` |
 //!
-//! Indexes on `jobs`: `(tenant, id)` unique; `(tenant, seq)` and `(tenant, state, seq)` for
-//! listing; `(tenant, priority, seq) WHERE state = 'queued'` and `(lease_until) WHERE
-//! lease_until IS NOT NULL` for leasing; `(tenant, retired_at) WHERE retired_at IS NOT NULL`
-//! for retention. On `tenants`: `(last_served, since, tenant) WHERE waiting > 0` (whose turn).
+//! Indexes on `jobs`: `(tenant, id)` unique; `(tenant, seq)` for listing (a listing in one
+//! state filters it, as the memory engine does: an index per state would be rewritten twice per
+//! job); `(tenant, priority, seq) WHERE state = 'queued'` and `(lease_until) WHERE lease_until
+//! IS NOT NULL` for leasing; `(tenant, retired_at) WHERE retired_at IS NOT NULL` for retention.
+//! On `tenants`: `(last_served, since, tenant) WHERE waiting > 0` (whose turn).
 //!
 //! The history is plain SQL, readable while the engine runs:
 //!
@@ -94,6 +95,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod checkpoint;
 mod config;
 mod engine;
 mod error;

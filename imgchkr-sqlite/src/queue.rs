@@ -36,32 +36,40 @@ pub(crate) fn submit(
     admission: Admission,
 ) -> Result<Submitted, Failure> {
     let id = job.id.to_string();
-    if let Some(existing) = find(tx.conn, &job.tenant, &id)? {
-        return Ok(Submitted::Existing(Box::new(existing.job)));
-    }
-    if tx.cache.waiting >= admission.capacity {
-        return Err(Failure::Refused(StoreError::Full(Full::Queue)));
-    }
-    let mine: i64 = tx
-        .conn
-        .prepare_cached("SELECT waiting FROM tenants WHERE tenant = ?1")?
-        .query_row([&job.tenant], |row| row.get(0))
-        .optional()?
-        .unwrap_or(0);
-    if u64::try_from(mine).unwrap_or(0) >= admission.tenant_share {
-        return Err(Failure::Refused(StoreError::Full(Full::Tenant)));
+    let existing = |tx: &Tx<'_>| -> Result<Option<Submitted>, Failure> {
+        Ok(find(tx.conn, &job.tenant, &id)?.map(|held| Submitted::Existing(Box::new(held.job))))
+    };
+    let full = if tx.cache.waiting >= admission.capacity {
+        Some(Full::Queue)
+    } else {
+        let mine: i64 = tx
+            .conn
+            .prepare_cached("SELECT waiting FROM tenants WHERE tenant = ?1")?
+            .query_row([&job.tenant], |row| row.get(0))
+            .optional()?
+            .unwrap_or(0);
+        (u64::try_from(mine).unwrap_or(0) >= admission.tenant_share).then_some(Full::Tenant)
+    };
+    if let Some(full) = full {
+        // A resubmission is answered even when the queue is full.
+        return match existing(tx)? {
+            Some(submitted) => Ok(submitted),
+            None => Err(Failure::Refused(StoreError::Full(full))),
+        };
     }
     let mut job = job.clone();
     job.state = JobState::Queued;
     normalize(&mut job);
     let docs = Documents::of(&job)?;
     let urls = &job.notification_urls;
-    tx.conn
+    let inserted = tx
+        .conn
         .prepare_cached(
             "INSERT INTO jobs (tenant, id, state, priority, location, path, on_start, \
              on_success, on_failure, errors, warnings, notifications, created_at, started_at, \
              finished_at, deliveries) \
-             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 0)",
+             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 0) \
+             ON CONFLICT (tenant, id) DO NOTHING",
         )?
         .execute(rusqlite::params![
             job.tenant,
@@ -79,6 +87,12 @@ pub(crate) fn submit(
             opt_micros(job.started_at),
             opt_micros(job.finished_at),
         ])?;
+    if inserted == 0 {
+        // The key is taken (the common case, a new key, costs no lookup before the insert).
+        return existing(tx)?.ok_or_else(|| {
+            crate::error::corrupt(job.key(), "the key is taken, yet no job holds it")
+        });
+    }
     let seq = tx.conn.last_insert_rowid();
     if tx.cache.tombstones > 0 {
         // A key submitted again after it expired is a new job.
@@ -232,6 +246,7 @@ fn quarantine(
     now: i64,
 ) -> Result<(), Failure> {
     error!(seq, error = %why, "a queued job's record cannot be read; taken out of the queue as failed");
+    tx.cache.in_flight.retain(|_, held| held.seq != seq);
     let tenant: String = tx
         .conn
         .prepare_cached(
@@ -297,6 +312,15 @@ fn hand_out(
             until,
         ])?;
     let lease = Lease::new(job.key(), request.worker.clone(), deliveries);
+    tx.cache.in_flight.insert(
+        lease.key.clone(),
+        Stored {
+            seq,
+            job: job.clone(),
+            deliveries,
+            lease_until: Some(until),
+        },
+    );
     Ok(Leased::new(lease, job))
 }
 
@@ -351,23 +375,32 @@ pub(crate) fn record(
     updates: &[JobUpdate],
     finish: bool,
 ) -> Result<(), Failure> {
-    let Some(Stored {
-        seq,
-        mut job,
-        lease_until,
-        ..
-    }) = find(tx.conn, &key.tenant, &key.id.to_string())?
-    else {
-        return Ok(());
-    };
     if updates.is_empty() && !finish {
         return Ok(());
     }
+    if !tx.cache.in_flight.contains_key(key) {
+        match find(tx.conn, &key.tenant, &key.id.to_string())? {
+            Some(stored) => tx.cache.in_flight.insert(key.clone(), stored),
+            None => return Ok(()),
+        };
+    }
+    let Some(Stored {
+        seq,
+        job,
+        lease_until,
+        ..
+    }) = tx.cache.in_flight.get_mut(key)
+    else {
+        return Ok(());
+    };
+    let seq = *seq;
+    let held = lease_until.is_some();
+    let state = job.state;
     for update in updates {
         job.apply(update);
     }
-    normalize(&mut job);
-    let docs = Documents::of(&job)?;
+    normalize(job);
+    let docs = Documents::of(job)?;
     let fields = rusqlite::params![
         seq,
         job.state.name(),
@@ -378,24 +411,38 @@ pub(crate) fn record(
         opt_micros(job.finished_at),
         micros(job.finished_at.unwrap_or(job.created_at)),
     ];
-    if !finish {
-        tx.conn
-            .prepare_cached(
-                "UPDATE jobs SET state = ?2, errors = ?3, warnings = ?4, notifications = ?5, \
-                 started_at = ?6, finished_at = ?7 WHERE seq = ?1",
-            )?
-            .execute(&fields[..7])?;
-        return Ok(());
-    }
-    tx.conn
-        .prepare_cached(
+    // The state is indexed: written only when it changes (the runner's first record and the
+    // last updates rarely change it), so its index entries are rewritten only then.
+    let statement = match (finish, state == job.state) {
+        (false, true) => {
+            "UPDATE jobs SET errors = ?3, warnings = ?4, notifications = ?5, started_at = ?6, \
+             finished_at = ?7 WHERE seq = ?1"
+        }
+        (false, false) => {
+            "UPDATE jobs SET state = ?2, errors = ?3, warnings = ?4, notifications = ?5, \
+             started_at = ?6, finished_at = ?7 WHERE seq = ?1"
+        }
+        (true, true) => {
+            "UPDATE jobs SET errors = ?3, warnings = ?4, notifications = ?5, started_at = ?6, \
+             finished_at = ?7, lease_until = NULL, retired_at = coalesce(retired_at, ?8) \
+             WHERE seq = ?1"
+        }
+        (true, false) => {
             "UPDATE jobs SET state = ?2, errors = ?3, warnings = ?4, notifications = ?5, \
              started_at = ?6, finished_at = ?7, lease_until = NULL, \
-             retired_at = coalesce(retired_at, ?8) WHERE seq = ?1",
-        )?
-        .execute(fields)?;
-    if lease_until.is_some() {
-        end_in_flight(tx, &key.tenant)?;
+             retired_at = coalesce(retired_at, ?8) WHERE seq = ?1"
+        }
+    };
+    // Parameters are counted up to the highest used: an unused `?2` is bound and ignored.
+    let used = if finish { 8 } else { 7 };
+    tx.conn
+        .prepare_cached(statement)?
+        .execute(&fields[..used])?;
+    if finish {
+        tx.cache.in_flight.remove(key);
+        if held {
+            end_in_flight(tx, &key.tenant)?;
+        }
     }
     Ok(())
 }

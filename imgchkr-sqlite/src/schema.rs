@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::config::SqliteConfig;
@@ -43,9 +44,8 @@ CREATE TABLE jobs (
     retired_at    INTEGER               -- when it left the queue for good (retention's clock)
 );
 CREATE UNIQUE INDEX jobs_key ON jobs (tenant, id);
--- Listing: a tenant's jobs newest first, all of them or in one state.
+-- Listing: a tenant's jobs newest first (in one state: the same, filtered).
 CREATE INDEX jobs_tenant ON jobs (tenant, seq);
-CREATE INDEX jobs_tenant_state ON jobs (tenant, state, seq);
 -- Leasing: a tenant's waiting jobs by priority then submission; leases by deadline.
 CREATE INDEX jobs_waiting ON jobs (tenant, priority, seq) WHERE state = 'queued';
 CREATE INDEX jobs_leases ON jobs (lease_until) WHERE lease_until IS NOT NULL;
@@ -118,6 +118,7 @@ pub(crate) fn open_writer(config: &SqliteConfig) -> Result<Connection, OpenError
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(&err)?;
+    settle_plans(&conn).map_err(&err)?;
     conn.busy_timeout(config.busy_timeout).map_err(&err)?;
     conn.set_prepared_statement_cache_capacity(64);
     let version: i64 = conn
@@ -147,8 +148,15 @@ pub(crate) fn open_writer(config: &SqliteConfig) -> Result<Connection, OpenError
     }
     conn.pragma_update(None, "synchronous", config.synchronous.pragma())
         .map_err(&err)?;
-    // The log is truncated back to this after a checkpoint that emptied it.
-    conn.pragma_update(None, "journal_size_limit", 16 * 1024 * 1024)
+    // The checkpointer thread copies the log back; this is only its backstop.
+    conn.pragma_update(
+        None,
+        "wal_autocheckpoint",
+        crate::checkpoint::BACKSTOP_PAGES,
+    )
+    .map_err(&err)?;
+    // The log is truncated back to 20 MiB after a checkpoint that emptied it.
+    conn.pragma_update(None, "journal_size_limit", 20 * 1024 * 1024)
         .map_err(&err)?;
     conn.pragma_update(None, "cache_size", -16_000)
         .map_err(&err)?;
@@ -175,6 +183,27 @@ pub(crate) fn open_writer(config: &SqliteConfig) -> Result<Connection, OpenError
     Ok(conn)
 }
 
+/// Plans made when a statement is prepared stay: the bundled SQLite has STAT4, which would
+/// otherwise prepare a statement again each time a new value is bound to a range bound or a
+/// `LIMIT` (every lease's `now`), the engine's hottest statements.
+fn settle_plans(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+}
+
+/// Opens the checkpointer's connection (it writes the database file, not the log).
+pub(crate) fn open_checkpointer(config: &SqliteConfig) -> Result<Connection, OpenError> {
+    let err = sqlite(&config.path);
+    let conn = Connection::open_with_flags(
+        &config.path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(&err)?;
+    conn.busy_timeout(config.busy_timeout).map_err(&err)?;
+    conn.pragma_update(None, "synchronous", config.synchronous.pragma())
+        .map_err(&err)?;
+    Ok(conn)
+}
+
 /// Opens a read-only connection with its settings.
 pub(crate) fn open_reader(config: &SqliteConfig) -> Result<Connection, OpenError> {
     let err = sqlite(&config.path);
@@ -183,6 +212,7 @@ pub(crate) fn open_reader(config: &SqliteConfig) -> Result<Connection, OpenError
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(&err)?;
+    settle_plans(&conn).map_err(&err)?;
     conn.busy_timeout(config.busy_timeout).map_err(&err)?;
     conn.set_prepared_statement_cache_capacity(32);
     conn.pragma_update(None, "cache_size", -8_000)

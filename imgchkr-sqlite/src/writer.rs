@@ -12,25 +12,25 @@
 //! alone in its own transaction, so that only the ops that fail again are answered with the
 //! error: no op is ever answered as done unless it is committed.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
-use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
-use imgchkr_core::StoreError;
-use rusqlite::{Connection, MAIN_DB};
-use tracing::{debug, info, warn};
+use imgchkr_core::{JobKey, StoreError};
+use rusqlite::Connection;
+use tracing::{debug, warn};
 
-use crate::config::SqliteConfig;
+use crate::checkpoint::Nudge;
 use crate::error::Failure;
-use crate::lock::OwnerLock;
+use crate::row::Stored;
 use crate::wake::Wake;
 
-/// How often a read-only connection is opened again.
-const REOPEN_EVERY: Duration = Duration::from_secs(1);
-
-/// What the writer keeps in memory between transactions: figures of the database that every
-/// submission or lease would otherwise count. Reloaded from the database after a rollback.
+/// What the writer keeps in memory between transactions, all of it also in the database
+/// (which it alone writes): figures that every submission or lease would otherwise count,
+/// and the jobs in flight, which every `record` and `finish` would otherwise read and decode
+/// again. Reloaded from the database (the jobs in flight emptied, read again as needed) after
+/// a rollback.
 #[derive(Debug, Default)]
 pub(crate) struct Cache {
     /// Jobs waiting, all tenants.
@@ -39,6 +39,8 @@ pub(crate) struct Cache {
     pub(crate) turn: i64,
     /// Tombstones held.
     pub(crate) tombstones: u64,
+    /// The rows of jobs leased by this writer and not finished, as written last.
+    pub(crate) in_flight: HashMap<JobKey, Stored>,
 }
 
 impl Cache {
@@ -54,6 +56,7 @@ impl Cache {
             waiting: u64::try_from(waiting).unwrap_or(0),
             turn,
             tombstones: u64::try_from(tombstones).unwrap_or(0),
+            in_flight: HashMap::new(),
         })
     }
 }
@@ -136,19 +139,13 @@ pub(crate) struct Writer {
     /// transaction that commits, when the file could not be written at open).
     pub(crate) recovered: bool,
     pub(crate) max_group: usize,
-    /// To open the connection again when it turned out read-only.
-    pub(crate) config: SqliteConfig,
-    /// When that was last tried.
-    pub(crate) reopened: Option<Instant>,
     pub(crate) label: String,
     pub(crate) wake: Arc<Wake>,
-    /// Held until the connection is closed: the next owner opens only after.
-    pub(crate) lock: OwnerLock,
+    pub(crate) checkpoints: Nudge,
 }
 
 impl Writer {
-    /// Commits groups of ops until every sender is gone; then closes the connection and
-    /// releases the lock, in that order.
+    /// Commits groups of ops until every sender is gone; then closes the connection.
     pub(crate) fn run(mut self, ops: Receiver<Box<dyn Op>>) {
         let mut group: Vec<Box<dyn Op>> = Vec::new();
         while let Ok(first) = ops.recv() {
@@ -165,17 +162,14 @@ impl Writer {
                 op.answer();
             }
         }
-        let Writer { conn, lock, .. } = self;
-        if let Err((_, e)) = conn.close() {
+        if let Err((_, e)) = self.conn.close() {
             warn!(error = %e, "closing the SQLite writer connection");
         }
-        drop(lock);
     }
 
     /// Runs `group` in one transaction, or each op alone if that fails; returns the workers
     /// to wake.
     fn commit(&mut self, group: &mut [Box<dyn Op>]) -> usize {
-        self.reopen_if_read_only();
         match self.transaction(group) {
             Ok(wakes) => wakes,
             Err(e) if group.len() == 1 => {
@@ -193,30 +187,6 @@ impl Writer {
                 }
                 wakes
             }
-        }
-    }
-
-    /// SQLite opens a file it may not write read-only, and stays so: once the file can be
-    /// written again (permissions fixed, file system remounted), a new connection writes.
-    /// Tried at most once a second, before a group.
-    fn reopen_if_read_only(&mut self) {
-        if !self.conn.is_readonly(MAIN_DB).unwrap_or(false)
-            || self.reopened.is_some_and(|at| at.elapsed() < REOPEN_EVERY)
-        {
-            return;
-        }
-        self.reopened = Some(Instant::now());
-        match crate::schema::open_writer(&self.config) {
-            Ok(conn) if !conn.is_readonly(MAIN_DB).unwrap_or(true) => {
-                info!("the database can be written again");
-                self.conn = conn;
-                match Cache::load(&self.conn) {
-                    Ok(cache) => self.cache = cache,
-                    Err(e) => warn!(error = %e, "reloading the queue's figures"),
-                }
-            }
-            Ok(_) => {}
-            Err(e) => debug!(error = %e, "reopening the database"),
         }
     }
 
@@ -257,6 +227,7 @@ impl Writer {
         match result {
             Ok(()) => {
                 self.recovered = true;
+                self.checkpoints.committed();
                 Ok(wakes)
             }
             Err(e) => {

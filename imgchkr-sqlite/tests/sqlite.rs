@@ -249,41 +249,49 @@ fn a_read_only_file_reads_but_writes_are_unavailable_with_the_reason() {
         });
     }
     chmod(&path, 0o444);
-    let _guard = NoOverride::new();
-    let engine = open(&path);
-    let readonly = "attempt to write a readonly database";
-    block_on(async {
-        assert_eq!(found(&engine, &queued).await.tenant, "acme", "reads work");
-        let unavailable = |result: Result<_, StoreError>, what: &str| match result {
-            Err(StoreError::Unavailable(reason)) => assert!(
-                reason.contains(readonly) && reason.contains("imgchkr.db"),
-                "{what}: {reason}"
-            ),
-            other => panic!("{what} on a read-only file: {other:?}"),
-        };
-        let refused = job("acme");
-        unavailable(engine.submit(&refused, ROOMY).await.map(|_| ()), "submit");
-        unavailable(engine.check().await, "check");
-        unavailable(
-            engine.lease(&request("w2", 1, t0)).await.map(|_| ()),
-            "lease",
-        );
-        assert!(matches!(
-            engine.get(&refused.key()).await,
-            Ok(Lookup::Unknown)
-        ));
-        // Writable again: the engine recovers by itself (it reopens its connection at most
-        // once a second), then takes the old lease over.
-        chmod(&path, 0o644);
-        let mut ready = engine.check().await;
-        for _ in 0..30 {
-            if ready.is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-            ready = engine.check().await;
+    let refused = job("acme");
+    {
+        let _guard = NoOverride::new();
+        let engine = open(&path);
+        let readonly = "attempt to write a readonly database";
+        block_on(async {
+            assert_eq!(found(&engine, &queued).await.tenant, "acme", "reads work");
+            let unavailable = |result: Result<_, StoreError>, what: &str| match result {
+                Err(StoreError::Unavailable(reason)) => assert!(
+                    reason.contains(readonly) && reason.contains("imgchkr.db"),
+                    "{what}: {reason}"
+                ),
+                other => panic!("{what} on a read-only file: {other:?}"),
+            };
+            unavailable(engine.submit(&refused, ROOMY).await.map(|_| ()), "submit");
+            unavailable(engine.check().await, "check");
+            unavailable(
+                engine.lease(&request("w2", 1, t0)).await.map(|_| ()),
+                "lease",
+            );
+            assert!(matches!(
+                engine.get(&refused.key()).await,
+                Ok(Lookup::Unknown)
+            ));
+            let stats = engine.stats().await.unwrap();
+            assert_eq!(
+                (stats.waiting, stats.in_flight),
+                (0, 1),
+                "nothing was written"
+            );
+        });
+    }
+    // Writable again (SQLite made its log files read-only like the database): opened again,
+    // the engine takes the old lease over and accepts jobs.
+    for file in ["imgchkr.db", "imgchkr.db-wal", "imgchkr.db-shm"] {
+        let file = dir.path().join(file);
+        if file.exists() {
+            chmod(&file, 0o644);
         }
-        ready.expect("check after the file is writable again");
+    }
+    let engine = open(&path);
+    block_on(async {
+        engine.check().await.unwrap();
         submit(&engine, &refused).await;
         let again = engine.lease(&request("w2", 1, t0)).await.unwrap();
         assert_eq!(again[0].lease.key, queued.key());
