@@ -5,22 +5,28 @@
 //!
 //! - `engines/sequential/<engine>`: one job at a time (each write its own transaction);
 //! - `engines/concurrent64/<engine>`: 64 jobs at once (the writes that arrive together share a
-//!   transaction), per job.
+//!   transaction), per job;
+//! - `engines/worker/<engine>`: closer to the service: batches of 256 submissions run by core's
+//!   worker loop (64 slots) on a two-thread tokio runtime, each job validating a real JPEG
+//!   header from a directory, its webhooks answered 200 in memory (no network), per job.
 //!
 //! Then the ratios against the memory engine, and the SQLite file's size per 100,000 finished
 //! jobs kept. `cargo bench -p imgchkr-sqlite --bench engines`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{Criterion, Throughput};
 use futures_executor::block_on;
 use futures_util::future::join_all;
 use imgchkr_core::engine::{Admission, LeaseRequest, Retention, WorkerId};
+use imgchkr_core::notify::{Attempt, BoxFuture, DeliveryOutcome, Notification, Notifier};
+use imgchkr_core::worker::{Runtime, Validator, Worker, WorkerConfig};
 use imgchkr_core::{
-    AssetPath, DeliveryRecord, DeliveryStatus, Engine, Event, Job, JobId, JobUpdate, MemoryEngine,
-    NotificationUrls,
+    AssetPath, DeliveryRecord, DeliveryStatus, Engine, Event, ImageDir, Job, JobId, JobUpdate,
+    MemoryEngine, NotificationUrls, Policy, Report,
 };
 use imgchkr_sqlite::{SqliteConfig, SqliteEngine, Synchronous};
 use time::OffsetDateTime;
@@ -117,6 +123,106 @@ async fn purge_now_and_then(engine: &dyn Engine, done: &mut u64, jobs: u64) {
     }
 }
 
+/// Core's worker loop on tokio, as the service runs it.
+struct Tokio(tokio::runtime::Handle);
+
+impl Runtime for Tokio {
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        self.0.spawn(task);
+    }
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// Validates the job's file in `dir` under the default policy.
+struct Files(ImageDir);
+
+impl Validator for Files {
+    fn validate(&self, job: &Job) -> BoxFuture<'static, Report> {
+        let report = self.0.validate(job.asset_path.path(), &Policy::default());
+        Box::pin(std::future::ready(report))
+    }
+}
+
+/// Answers every webhook 200 at once, counting the final ones.
+#[derive(Default)]
+struct Answered {
+    finals: AtomicU64,
+    done: tokio::sync::Notify,
+    target: AtomicU64,
+}
+
+impl Notifier for Answered {
+    fn deliver<'a>(&'a self, n: &'a Notification) -> BoxFuture<'a, DeliveryOutcome> {
+        if n.event != Event::OnStart
+            && self.finals.fetch_add(1, Ordering::SeqCst) + 1 >= self.target.load(Ordering::SeqCst)
+        {
+            self.done.notify_one();
+        }
+        let answered = Attempt::answered(1, 200, Duration::ZERO);
+        Box::pin(std::future::ready(DeliveryOutcome::from_attempts(vec![
+            answered,
+        ])))
+    }
+}
+
+/// A worker of `engine` running on `rt`, validating files of `images`.
+fn start_worker(
+    rt: &tokio::runtime::Runtime,
+    engine: Arc<dyn Engine>,
+    images: &Path,
+) -> (Arc<Answered>, tokio::sync::oneshot::Sender<()>) {
+    let answered = Arc::new(Answered::default());
+    let worker = Worker::new(
+        engine,
+        Arc::clone(&answered) as Arc<dyn Notifier>,
+        Arc::new(Files(ImageDir::open(images).unwrap())),
+        Arc::new(Tokio(rt.handle().clone())),
+        WorkerConfig::new(WorkerId::generate(), 64),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    rt.spawn(worker.run(
+        async move {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(5),
+    ));
+    (answered, stop)
+}
+
+/// Submits `count` jobs of photos in `images` and waits for their final webhooks.
+async fn batch(engine: &dyn Engine, answered: &Answered, count: u64) {
+    let target = answered.finals.load(Ordering::SeqCst) + count;
+    answered.target.store(target, Ordering::SeqCst);
+    let jobs: Vec<Job> = (0..count)
+        .map(|n| {
+            let mut job = job(n);
+            job.asset_path = AssetPath::Local {
+                path: "photo.jpg".into(),
+            };
+            job.created_at = OffsetDateTime::now_utc();
+            job
+        })
+        .collect();
+    for admitted in join_all(
+        jobs.into_iter()
+            .map(|job| imgchkr_core::admission::admit(engine, job, ROOMY)),
+    )
+    .await
+    {
+        admitted.unwrap();
+    }
+    while answered.finals.load(Ordering::SeqCst) < target {
+        answered.done.notified().await;
+    }
+    let retention = Retention::new(Duration::ZERO, u64::MAX);
+    engine
+        .purge(&retention, OffsetDateTime::now_utc(), 1024)
+        .await
+        .unwrap();
+}
+
 fn sqlite(dir: &Path, name: &str, synchronous: Synchronous) -> SqliteEngine {
     let config = SqliteConfig::new(dir.join(format!("{name}.db"))).synchronous(synchronous);
     SqliteEngine::open(&config).unwrap()
@@ -187,6 +293,41 @@ fn main() {
         }
         group.finish();
     }
+    {
+        let images = dir.path().join("images");
+        std::fs::create_dir(&images).unwrap();
+        // A baseline JPEG header of 800x600: within the default policy.
+        let jpeg = [
+            0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x0B, 8, 0x02, 0x58, 0x03, 0x20, 1, 1, 0x11, 0,
+        ];
+        std::fs::write(images.join("photo.jpg"), jpeg).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let shared: [Arc<dyn Engine>; 3] = [
+            Arc::new(MemoryEngine::new()),
+            Arc::new(sqlite(dir.path(), "worker-normal", Synchronous::Normal)),
+            Arc::new(sqlite(dir.path(), "worker-full", Synchronous::Full)),
+        ];
+        let mut group = c.benchmark_group("engines/worker");
+        group.throughput(Throughput::Elements(256));
+        for (name, engine) in ENGINES.iter().zip(shared) {
+            let (answered, stop) = start_worker(&rt, Arc::clone(&engine), &images);
+            group.bench_function(*name, |b| {
+                b.iter_custom(|iters| {
+                    let started = Instant::now();
+                    for _ in 0..iters {
+                        rt.block_on(batch(&*engine, &answered, 256));
+                    }
+                    started.elapsed()
+                })
+            });
+            let _ = stop.send(());
+        }
+        group.finish();
+    }
     c.final_summary();
     report(since);
     drop((normal, full));
@@ -197,7 +338,11 @@ fn main() {
 fn report(since: SystemTime) {
     println!("\n| per job (median) | memory | sqlite-normal | sqlite-full |");
     println!("|---|---:|---:|---:|");
-    for (group, per) in [("engines/sequential", 1.0), ("engines/concurrent64", 64.0)] {
+    for (group, per) in [
+        ("engines/sequential", 1.0),
+        ("engines/concurrent64", 64.0),
+        ("engines/worker", 256.0),
+    ] {
         let times: Vec<Option<f64>> = ENGINES
             .iter()
             .map(|engine| median_ns(group, engine, since).map(|t| t / per))

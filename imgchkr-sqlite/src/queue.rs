@@ -39,16 +39,11 @@ pub(crate) fn submit(
     let existing = |tx: &Tx<'_>| -> Result<Option<Submitted>, Failure> {
         Ok(find(tx.conn, &job.tenant, &id)?.map(|held| Submitted::Existing(Box::new(held.job))))
     };
+    let mine = tx.cache.tenants.get(&job.tenant).copied().unwrap_or(0);
     let full = if tx.cache.waiting >= admission.capacity {
         Some(Full::Queue)
     } else {
-        let mine: i64 = tx
-            .conn
-            .prepare_cached("SELECT waiting FROM tenants WHERE tenant = ?1")?
-            .query_row([&job.tenant], |row| row.get(0))
-            .optional()?
-            .unwrap_or(0);
-        (u64::try_from(mine).unwrap_or(0) >= admission.tenant_share).then_some(Full::Tenant)
+        (mine >= admission.tenant_share).then_some(Full::Tenant)
     };
     if let Some(full) = full {
         // A resubmission is answered even when the queue is full.
@@ -111,7 +106,7 @@ pub(crate) fn submit(
              since = CASE WHEN waiting = 0 THEN excluded.since ELSE since END",
         )?
         .execute((&job.tenant, seq))?;
-    tx.cache.waiting += 1;
+    tx.cache.queued(&job.tenant);
     tx.wakes += 1;
     Ok(Submitted::New)
 }
@@ -143,7 +138,7 @@ pub(crate) fn cancel(tx: &mut Tx<'_>, key: &JobKey, at: OffsetDateTime) -> Resul
              WHERE tenant = ?1",
         )?
         .execute([&key.tenant])?;
-    tx.cache.waiting = tx.cache.waiting.saturating_sub(1);
+    tx.cache.dequeued(&key.tenant);
     Ok(Cancel::Cancelled(Box::new(job)))
 }
 
@@ -221,7 +216,7 @@ pub(crate) fn lease(tx: &mut Tx<'_>, request: &LeaseRequest) -> Result<Vec<Lease
                  last_served = ?2 WHERE tenant = ?1",
             )?
             .execute((&tenant, tx.cache.turn))?;
-        tx.cache.waiting = tx.cache.waiting.saturating_sub(1);
+        tx.cache.dequeued(&tenant);
         leased.push(hand_out(tx, stored, request, until)?);
     }
     Ok(leased)
@@ -263,7 +258,7 @@ fn quarantine(
                      ELSE last_served END WHERE tenant = ?1",
                 )?
                 .execute([&tenant])?;
-            tx.cache.waiting = tx.cache.waiting.saturating_sub(1);
+            tx.cache.dequeued(&tenant);
         }
         Held::Leased => end_in_flight(tx, &tenant)?,
     }

@@ -35,6 +35,8 @@ use crate::wake::Wake;
 pub(crate) struct Cache {
     /// Jobs waiting, all tenants.
     pub(crate) waiting: u64,
+    /// Jobs waiting, by tenant (tenants with none left out).
+    pub(crate) tenants: HashMap<String, u64>,
     /// The last round-robin turn given.
     pub(crate) turn: i64,
     /// Tombstones held.
@@ -44,16 +46,48 @@ pub(crate) struct Cache {
 }
 
 impl Cache {
+    /// A job of `tenant` joined the queue.
+    pub(crate) fn queued(&mut self, tenant: &str) {
+        self.waiting += 1;
+        match self.tenants.get_mut(tenant) {
+            Some(waiting) => *waiting += 1,
+            None => {
+                self.tenants.insert(tenant.to_owned(), 1);
+            }
+        }
+    }
+
+    /// A job of `tenant` left the queue (leased, cancelled).
+    pub(crate) fn dequeued(&mut self, tenant: &str) {
+        self.waiting = self.waiting.saturating_sub(1);
+        if let Some(waiting) = self.tenants.get_mut(tenant) {
+            *waiting = waiting.saturating_sub(1);
+            if *waiting == 0 {
+                self.tenants.remove(tenant);
+            }
+        }
+    }
+
     pub(crate) fn load(conn: &Connection) -> rusqlite::Result<Cache> {
-        let (waiting, turn): (i64, i64) = conn.query_row(
-            "SELECT coalesce(sum(waiting), 0), coalesce(max(last_served), 0) FROM tenants",
+        let turn: i64 = conn.query_row(
+            "SELECT coalesce(max(last_served), 0) FROM tenants",
             [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
+            |row| row.get(0),
         )?;
+        let tenants: HashMap<String, u64> = conn
+            .prepare("SELECT tenant, waiting FROM tenants WHERE waiting > 0")?
+            .query_map([], |row| {
+                Ok((
+                    row.get(0)?,
+                    u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
         let tombstones: i64 =
             conn.query_row("SELECT count(*) FROM tombstones", [], |row| row.get(0))?;
         Ok(Cache {
-            waiting: u64::try_from(waiting).unwrap_or(0),
+            waiting: tenants.values().sum(),
+            tenants,
             turn,
             tombstones: u64::try_from(tombstones).unwrap_or(0),
             in_flight: HashMap::new(),
