@@ -74,7 +74,8 @@ impl SqliteConfig {
     ///
     /// ```
     /// # use imgchkr_sqlite::SqliteConfig;
-    /// assert_eq!(SqliteConfig::from_url("sqlite:imgchkr.db").unwrap().path.to_str(), Some("imgchkr.db"));
+    /// let config = SqliteConfig::from_url("sqlite:imgchkr.db").unwrap();
+    /// assert_eq!(config.path.to_str(), Some("imgchkr.db"));
     /// assert!(SqliteConfig::from_url("redis://localhost").is_none());
     /// ```
     pub fn from_url(url: &str) -> Option<SqliteConfig> {

@@ -88,7 +88,10 @@ impl SqliteEngine {
             checkpoints: nudge,
         };
         if let Err(e) = writer.recover_now() {
-            warn!(error = %e, "cannot expire the previous owner's leases yet; done by the first write that succeeds");
+            warn!(
+                error = %e,
+                "cannot expire the previous owner's leases yet: the first write that succeeds will"
+            );
         }
         let readers = Readers::start(config)?;
         let (writes, ops) = channel::<Box<dyn Op>>();

@@ -102,12 +102,14 @@
 //!
 //! # Cost
 //!
-//! A job takes five writes (submit, lease, two records, finish) and no read. The writer keeps
-//! in memory what would otherwise be read back (the queue's counts, the rows of the jobs in
-//! flight), so each write is one or two statements, and SQLite plans are kept across bindings
-//! (`SQLITE_DBCONFIG_ENABLE_QPSG`: the bundled SQLite's STAT4 would re-plan range queries on
-//! every new value). `cargo bench -p imgchkr-sqlite --bench engines` compares it with the
-//! memory engine (figures in the crate's README).
+//! A job takes five writes (submit, lease, two records, finish), each in a transaction shared
+//! with whatever arrives with it. The writer keeps in memory what would otherwise be read back
+//! (the queue's counts, the rows of the jobs in flight): a submission is an insert and a
+//! count, a record one update, a finish two, and a lease reads only the rows it hands out.
+//! SQLite's plans are kept across bindings (`SQLITE_DBCONFIG_ENABLE_QPSG`: the bundled
+//! SQLite's STAT4 would otherwise plan range queries again for every new value).
+//! `cargo bench -p imgchkr-sqlite --bench engines` compares it with the memory engine
+//! (figures in the crate's README).
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 

@@ -240,7 +240,11 @@ fn quarantine(
     why: &StoreError,
     now: i64,
 ) -> Result<(), Failure> {
-    error!(seq, error = %why, "a queued job's record cannot be read; taken out of the queue as failed");
+    error!(
+        seq,
+        error = %why,
+        "a queued job's record cannot be read: taken out of the queue as failed"
+    );
     tx.cache.in_flight.retain(|_, held| held.seq != seq);
     let tenant: String = tx
         .conn

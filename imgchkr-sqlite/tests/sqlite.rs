@@ -569,3 +569,33 @@ fn what_writes_return_equals_what_reads_give() {
         assert_eq!(*answer, found(&engine, &cancelled).await);
     });
 }
+
+#[test]
+fn work_available_wakes_once_a_submission_or_a_release_commits() {
+    use futures_util::FutureExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(&dir.path().join("imgchkr.db"));
+    block_on(async {
+        let t0 = now();
+        assert!(engine.lease(&request("w", 1, t0)).await.unwrap().is_empty());
+        let mut idle = engine.work_available();
+        assert!(
+            (&mut idle).now_or_never().is_none(),
+            "woke with nothing new"
+        );
+        submit(&engine, &job("acme")).await;
+        // Woken before the submission was answered.
+        assert!(
+            idle.now_or_never().is_some(),
+            "a committed submission woke nobody"
+        );
+        let held = engine.lease(&request("w", 1, t0)).await.unwrap();
+        let mut idle = engine.work_available();
+        assert!((&mut idle).now_or_never().is_none());
+        engine.release(&held[0].lease).await.unwrap();
+        assert!(
+            idle.now_or_never().is_some(),
+            "a released lease woke nobody"
+        );
+    });
+}
