@@ -377,23 +377,22 @@ pub(crate) fn record(
     if updates.is_empty() && !finish {
         return Ok(());
     }
-    if !tx.cache.in_flight.contains_key(key) {
-        match find(tx.conn, &key.tenant, &key.id.to_string())? {
-            Some(stored) => tx.cache.in_flight.insert(key.clone(), stored),
+    // Jobs this writer handed out are in its cache; another's (a worker that lost its lease to
+    // a takeover and finishes anyway, or a job of the previous owner) are read.
+    let mut read;
+    let stored = match tx.cache.in_flight.get_mut(key) {
+        Some(cached) => cached,
+        None => match find(tx.conn, &key.tenant, &key.id.to_string())? {
+            Some(stored) => {
+                read = stored;
+                &mut read
+            }
             None => return Ok(()),
-        };
-    }
-    let Some(Stored {
-        seq,
-        job,
-        lease_until,
-        ..
-    }) = tx.cache.in_flight.get_mut(key)
-    else {
-        return Ok(());
+        },
     };
-    let seq = *seq;
-    let held = lease_until.is_some();
+    let seq = stored.seq;
+    let held = stored.lease_until.is_some();
+    let job = &mut stored.job;
     let state = job.state;
     for update in updates {
         job.apply(update);

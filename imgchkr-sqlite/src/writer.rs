@@ -41,7 +41,8 @@ pub(crate) struct Cache {
     pub(crate) turn: i64,
     /// Tombstones held.
     pub(crate) tombstones: u64,
-    /// The rows of jobs leased by this writer and not finished, as written last.
+    /// The rows of the jobs this writer leased and that are not finished, as written last
+    /// (added by a lease, removed by their finish; never a job that is not leased).
     pub(crate) in_flight: HashMap<JobKey, Stored>,
 }
 
