@@ -181,33 +181,38 @@ pub(crate) fn lease(tx: &mut Tx<'_>, request: &LeaseRequest) -> Result<Vec<Lease
         let Some(tenant) = tenant else {
             break;
         };
-        let next: Option<i64> = tx
-            .conn
-            .prepare_cached(
-                "SELECT seq FROM jobs INDEXED BY jobs_waiting \
-                 WHERE tenant = ?1 AND state = 'queued' ORDER BY priority, seq LIMIT 1",
-            )?
-            .query_row([&tenant], |row| row.get(0))
-            .optional()?;
-        let Some(seq) = next else {
-            // Its count is off (a hand edit?): count again, and look at the next tenant.
-            tx.conn
-                .prepare_cached(
-                    "UPDATE tenants SET waiting = (SELECT count(*) FROM jobs \
-                     WHERE tenant = ?1 AND state = 'queued') WHERE tenant = ?1",
-                )?
-                .execute([&tenant])?;
-            *tx.cache = crate::writer::Cache::load(tx.conn)?;
-            continue;
+        // Its next job: higher priority first, then submission order.
+        let next = {
+            let mut stmt = tx.conn.prepare_cached(concat!(
+                "SELECT ",
+                crate::row::job_columns!(),
+                " FROM jobs INDEXED BY jobs_waiting WHERE tenant = ?1 AND state = 'queued' \
+                 ORDER BY priority, seq LIMIT 1"
+            ))?;
+            let mut rows = stmt.query([&tenant])?;
+            match rows.next()? {
+                Some(row) => Some((row.get::<_, i64>(0)?, crate::row::decode(row))),
+                None => None,
+            }
         };
-        let stored = match at_seq(tx.conn, seq) {
-            Ok(Some(stored)) => stored,
-            Ok(None) => continue,
-            Err(Failure::Corrupt(why)) => {
+        let stored = match next {
+            Some((_, Ok(stored))) => stored,
+            Some((seq, Err(Failure::Corrupt(why)))) => {
                 quarantine(tx, seq, Held::Waiting, &why, now)?;
                 continue;
             }
-            Err(e) => return Err(e),
+            Some((_, Err(e))) => return Err(e),
+            None => {
+                // Its count is off (a hand edit?): count again, and look at the next tenant.
+                tx.conn
+                    .prepare_cached(
+                        "UPDATE tenants SET waiting = (SELECT count(*) FROM jobs \
+                         WHERE tenant = ?1 AND state = 'queued') WHERE tenant = ?1",
+                    )?
+                    .execute([&tenant])?;
+                *tx.cache = crate::writer::Cache::load(tx.conn)?;
+                continue;
+            }
         };
         tx.cache.turn += 1;
         tx.conn
