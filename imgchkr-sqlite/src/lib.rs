@@ -95,8 +95,8 @@
 //! (a tenant, an id and a time: about 80 bytes each), which go after their own age or past
 //! their most count; everything in bounded batches. Freed pages are reused by later writes;
 //! the database is created with `auto_vacuum=INCREMENTAL`, and when more than a tenth of the
-//! file is free, `purge` also gives pages back to the file system (`incremental_vacuum`, 8 MiB
-//! a call at most), so the file shrinks after a burst. The write-ahead log is copied back into
+//! file (and more than 4 MiB) is free, `purge` also gives pages back to the file system
+//! (`incremental_vacuum`, 8 MiB a call at most), so the file shrinks after a burst. The write-ahead log is copied back into
 //! the file by the checkpoint thread (and by the writer when it passes 16 MiB), so it stays
 //! under about 16 MiB plus one transaction.
 //!

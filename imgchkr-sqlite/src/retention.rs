@@ -4,9 +4,9 @@
 //!
 //! Freed pages go to SQLite's free list and are reused by later writes, so a steady load keeps
 //! the file at a steady size. The database is created with `auto_vacuum=INCREMENTAL`: when
-//! more than a tenth of the file is free (after a burst drained), `purge` also gives up to
-//! [`VACUUM_PAGES`] pages a call back to the file system (`PRAGMA incremental_vacuum`),
-//! keeping that tenth as room to grow into.
+//! more than a tenth of the file (and more than [`SLACK_PAGES`]) is free, after a burst
+//! drained, `purge` also gives up to [`VACUUM_PAGES`] pages a call back to the file system
+//! (`PRAGMA incremental_vacuum`), keeping that much as room to grow into.
 
 use imgchkr_core::Retention;
 use time::OffsetDateTime;
@@ -17,6 +17,8 @@ use crate::writer::Tx;
 
 /// The most pages one purge gives back to the file system (8 MiB of 4 KiB pages).
 pub(crate) const VACUUM_PAGES: i64 = 2048;
+/// Free pages always kept as room to grow into (4 MiB).
+pub(crate) const SLACK_PAGES: i64 = 1024;
 
 pub(crate) fn purge(
     tx: &mut Tx<'_>,
@@ -146,8 +148,8 @@ fn drop_older(tx: &mut Tx<'_>, cut: i64, most: u64) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Gives free pages beyond a tenth of the file back to the file system, at most
-/// [`VACUUM_PAGES`].
+/// Gives free pages beyond a tenth of the file (and beyond [`SLACK_PAGES`]) back to the file
+/// system, at most [`VACUUM_PAGES`].
 fn vacuum(tx: &mut Tx<'_>) -> Result<(), Failure> {
     let free: i64 = tx
         .conn
@@ -155,7 +157,9 @@ fn vacuum(tx: &mut Tx<'_>) -> Result<(), Failure> {
     let pages: i64 = tx
         .conn
         .query_row("PRAGMA page_count", [], |row| row.get(0))?;
-    let slack = pages / 10 + 64;
+    // Truncating the file also walks the writer's page cache: worth it for a burst drained,
+    // not for the churn of a small file.
+    let slack = (pages / 10).max(SLACK_PAGES);
     if free > slack {
         let give = (free - slack).min(VACUUM_PAGES);
         // One page a step, each answering a row: step to the end.

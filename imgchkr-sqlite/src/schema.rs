@@ -158,8 +158,8 @@ pub(crate) fn open_writer(config: &SqliteConfig) -> Result<Connection, OpenError
     // The log is truncated back to 20 MiB after a checkpoint that emptied it.
     conn.pragma_update(None, "journal_size_limit", 20 * 1024 * 1024)
         .map_err(&err)?;
-    // 32 MiB of pages: the hot part of the indexes of a few hundred thousand jobs.
-    conn.pragma_update(None, "cache_size", -32_000)
+    // 16 MiB of pages: the hot part of the indexes of a few hundred thousand jobs.
+    conn.pragma_update(None, "cache_size", -16_000)
         .map_err(&err)?;
     conn.pragma_update(None, "temp_store", "MEMORY")
         .map_err(&err)?;

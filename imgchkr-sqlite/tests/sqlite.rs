@@ -439,10 +439,10 @@ fn purge_gives_the_pages_of_a_drained_burst_back() {
     block_on(async {
         cycle(&engine, 0, &retention).await;
         let before = settled(&path).0;
-        // Fill without purging, then purge it all.
+        // Fill without purging (about 12 MiB), then purge it all.
         cycle(
             &engine,
-            10_000,
+            30_000,
             &Retention::new(Duration::from_secs(3600), 100_000),
         )
         .await;
@@ -453,7 +453,8 @@ fn purge_gives_the_pages_of_a_drained_burst_back() {
             .unwrap()
             > 0
         {}
-        // Each purge gives back up to 8 MiB beyond a tenth of slack: a few more calls.
+        // Each purge gives back up to 8 MiB beyond its slack (a tenth of the file, at least
+        // 4 MiB): a few more calls.
         for _ in 0..8 {
             engine
                 .purge(&retention, now() + Duration::from_secs(7200), 5_000)
@@ -463,7 +464,7 @@ fn purge_gives_the_pages_of_a_drained_burst_back() {
         let after = settled(&path).0;
         eprintln!("file of {before} bytes, {peak} at the peak, {after} after purging");
         assert!(
-            after < peak / 3 && after < before + (1 << 20),
+            peak > 8 << 20 && after < peak / 2 && after <= before + (5 << 20),
             "file of {before} bytes, {peak} at the peak, {after} after purging"
         );
     });
