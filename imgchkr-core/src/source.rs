@@ -88,6 +88,19 @@ impl Report {
     pub fn error_texts(&self) -> Vec<String> {
         self.errors.iter().map(ToString::to_string).collect()
     }
+
+    /// The warning texts: what the header probe tolerated (for JPEG, extraneous bytes skipped
+    /// between marker segments, as libjpeg skips them, e.g. `Skipped 3 extraneous bytes at
+    /// offset 81 before marker 0xFFC0`). A warning never fails a file; none is given when the
+    /// header was refused (a strict policy refuses those bytes instead).
+    pub fn warnings(&self) -> Vec<String> {
+        match &self.probed {
+            Some(Ok(info)) if !self.errors.iter().any(ValidationError::is_invalid_header) => {
+                info.warnings()
+            }
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// A directory that client paths are resolved in and confined to.
