@@ -86,6 +86,10 @@ pub struct CheckArgs {
     /// Print one JSON object per path, one per line.
     #[arg(long)]
     pub json: bool,
+    /// JPEG: refuse extraneous bytes between marker segments as ITU-T T.81 does, instead of
+    /// skipping them as libjpeg does with a warning.
+    #[arg(long)]
+    pub strict: bool,
     /// The limits to check against.
     #[command(flatten)]
     pub limits: LimitArgs,
