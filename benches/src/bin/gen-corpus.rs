@@ -82,7 +82,10 @@ fn jpegs() -> Vec<(&'static str, Vec<u8>)> {
             "png",
             b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x10\0\0\0\x10\x08\x02\0\0\0".to_vec(),
         ),
-        ("gif", b"GIF89a\x10\x00\x10\x00\x00\x00\x00".to_vec()),
+        (
+            "gif",
+            b"GIF89a\x10\x00\x10\x00\x00\x00\x00,\x00\x00\x00\x00\x10\x00\x10\x00\x00".to_vec(),
+        ),
         ("webp", b"RIFF\x24\0\0\0WEBPVP8 ".to_vec()),
         ("empty", Vec::new()),
         ("soi", vec![0xFF, 0xD8]),
