@@ -260,17 +260,88 @@ fn webp_lossy_lossless_and_extended() {
         probe(&riff(b"VP8L", &vp8l)),
         malformed(Format::Webp, HeaderError::BadSignature)
     );
-    // VP8X: flags, reserved, 24-bit canvas width-1 and height-1.
-    let vp8x = riff(
+    // VP8X: flags, reserved, 24-bit canvas width-1 and height-1; an animation's canvas is
+    // what a decoder allocates, its frames are placed on it.
+    let animated = riff(
         b"VP8X",
-        &[0x10, 0, 0, 0, 0x0F, 0x27, 0x00, 0xFF, 0xFF, 0x00],
+        &[0x12, 0, 0, 0, 0x0F, 0x27, 0x00, 0xFF, 0xFF, 0x00],
     );
-    assert_eq!(dims(&vp8x), (Format::Webp, 10_000, 65_536));
+    assert_eq!(dims(&animated), (Format::Webp, 10_000, 65_536));
     // Reserved bits set: the specification has readers ignore them.
-    let mut reserved = vp8x.clone();
+    let mut reserved = animated.clone();
     reserved[20] |= 0xC1;
     reserved[21] = 0xFF;
     assert_eq!(dims(&reserved), (Format::Webp, 10_000, 65_536));
+    // A still image: the chunks after VP8X are skipped by their sizes (an odd one padded) up
+    // to the bitstream, whose size must be the canvas's.
+    let bits: u32 = 1799 | (1199 << 14);
+    let mut frame = vec![0x2F];
+    frame.extend_from_slice(&bits.to_le_bytes());
+    let still = |canvas: (u32, u32), chunks: &[(&[u8; 4], &[u8])]| {
+        let mut vp8x = vec![0x20, 0, 0, 0];
+        vp8x.extend_from_slice(&(canvas.0 - 1).to_le_bytes()[..3]);
+        vp8x.extend_from_slice(&(canvas.1 - 1).to_le_bytes()[..3]);
+        let mut out = riff(b"VP8X", &vp8x);
+        for (kind, payload) in chunks {
+            out.extend_from_slice(*kind);
+            out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            out.extend_from_slice(payload);
+            if payload.len() % 2 == 1 {
+                out.push(0);
+            }
+        }
+        out
+    };
+    let icc = vec![0xAB; 3001];
+    let ok = still(
+        (1800, 1200),
+        &[(b"ICCP", &icc), (b"ALPH", b"\x01"), (b"VP8L", &frame)],
+    );
+    assert_eq!(dims(&ok), (Format::Webp, 1800, 1200));
+    let mismatch = still((1800, 1201), &[(b"ICCP", &icc), (b"VP8L", &frame)]);
+    assert_eq!(
+        probe(&mismatch),
+        malformed(
+            Format::Webp,
+            HeaderError::WebpCanvasMismatch {
+                canvas: (1800, 1201),
+                image: (1800, 1200)
+            }
+        )
+    );
+    assert_eq!(
+        Report::from_bytes(&mismatch, &all_formats()).error_texts(),
+        ["Invalid WebP header: VP8X canvas 1800x1201 differs from the image's 1800x1200"]
+    );
+    let lossy = still((0x0708, 0x04B0), &[(b"VP8 ", &vp8[20..])]);
+    assert_eq!(dims(&lossy), (Format::Webp, 0x0708, 0x04B0));
+    // (The last byte is the odd VP8L payload's padding.)
+    for cut in 20..ok.len() - 1 {
+        assert_eq!(
+            probe(&ok[..cut]),
+            malformed(Format::Webp, HeaderError::TruncatedHeader),
+            "cut {cut}"
+        );
+    }
+    // Chunked: the same answers.
+    for file in [&ok, &mismatch, &lossy] {
+        for chunk in [1, 3, 64, 5000] {
+            let mut machine = Probe::new();
+            let mut step = machine.step();
+            while let Step::Need(need) = step {
+                let start = need.offset as usize;
+                if start >= file.len() {
+                    break;
+                }
+                step = machine.feed(need.offset, &file[start..(start + chunk).min(file.len())]);
+            }
+            let answer = match step {
+                Step::Done(result) => result,
+                Step::Need(_) => machine.finish(),
+            };
+            assert_eq!(answer, probe(file), "chunk {chunk}");
+        }
+    }
     assert_eq!(
         probe(&riff(b"ALPH", &[0; 10])),
         malformed(Format::Webp, HeaderError::UnknownWebpChunk)

@@ -191,6 +191,17 @@ pub enum HeaderError {
     /// WebP: a header field the WebP container or bitstream specification does not allow.
     #[error("invalid {0}")]
     BadWebpField(&'static str),
+    /// WebP: a still image whose VP8X canvas is not its bitstream's size.
+    #[error(
+        "VP8X canvas {}x{} differs from the image's {}x{}",
+        canvas.0, canvas.1, image.0, image.1
+    )]
+    WebpCanvasMismatch {
+        /// The VP8X canvas width and height.
+        canvas: (u32, u32),
+        /// The VP8 / VP8L frame's width and height.
+        image: (u32, u32),
+    },
 }
 
 fn marker_name(marker: u8) -> &'static str {

@@ -3,6 +3,7 @@
 //! that run that its specification constrains is checked.
 
 use super::error::HeaderError;
+use super::webp;
 use super::{Format, ImageInfo};
 
 /// What a fixed-header parse needs.
@@ -10,6 +11,9 @@ pub(crate) enum Parsed {
     /// The first `n` bytes (more than were given).
     Need(usize),
     Done(Result<ImageInfo, HeaderError>),
+    /// WebP: a still image's VP8X canvas, to be checked against the image's bitstream
+    /// header in the chunks from [`webp::CHUNKS`] on.
+    WebpChunks((u32, u32)),
 }
 
 /// How many leading bytes `format` needs first, or `None` if imgchkr does not read its
@@ -40,6 +44,7 @@ pub(crate) fn read(format: Format, bytes: &[u8]) -> Option<Result<ImageInfo, Hea
         match dims(format, head) {
             Dims::Need(more) => want = more,
             Dims::Done(result) => break result,
+            Dims::WebpChunks(canvas) => break webp::walk(bytes, canvas),
         }
     };
     // The answer is built once, at the end: moving a whole `ImageInfo` through the loop's
@@ -56,6 +61,7 @@ pub(crate) fn parse(format: Format, head: &[u8]) -> Parsed {
         Dims::Done(result) => {
             Parsed::Done(result.map(|(width, height)| info(format, width, height)))
         }
+        Dims::WebpChunks(canvas) => Parsed::WebpChunks(canvas),
     }
 }
 
@@ -64,6 +70,7 @@ pub(crate) fn parse(format: Format, head: &[u8]) -> Parsed {
 enum Dims {
     Need(usize),
     Done(Result<(u32, u32), HeaderError>),
+    WebpChunks((u32, u32)),
 }
 
 #[inline]
@@ -164,50 +171,19 @@ fn webp(h: &[u8]) -> Dims {
     }
     let size = le32(h, 16);
     Dims::Done(match chunk {
-        b"VP8 " => vp8(h, size),
-        b"VP8L" => vp8l(h, size),
-        _ => vp8x(h, size),
+        b"VP8 " => webp::vp8(&h[20..30], size),
+        b"VP8L" => webp::vp8l(&h[20..25], size),
+        _ => match vp8x(h, size) {
+            // A still image: the canvas must be its bitstream's size (animations place
+            // their frames on the canvas, which is what a decoder allocates).
+            Ok(canvas) if h[20] & ANIMATION == 0 => return Dims::WebpChunks(canvas),
+            other => other,
+        },
     })
 }
 
-/// VP8 (RFC 6386 §9.1): a 3-byte frame tag, the key-frame start code, 14-bit width and
-/// height (the top two bits of each are scaling, which decoders ignore).
-fn vp8(h: &[u8], size: u32) -> Result<(u32, u32), HeaderError> {
-    if size < 10 {
-        return Err(HeaderError::BadWebpField("VP8 chunk size"));
-    }
-    let tag = le24(h, 20);
-    // Bit 0 clear: a key frame, the only kind a still image starts with.
-    if tag & 1 != 0 || h[23..26] != [0x9D, 0x01, 0x2A] {
-        return Err(HeaderError::BadSignature);
-    }
-    if (tag >> 1) & 7 > 3 {
-        return Err(HeaderError::BadWebpField("VP8 version (over 3)"));
-    }
-    if (tag >> 4) & 1 == 0 {
-        return Err(HeaderError::BadWebpField(
-            "VP8 show_frame flag (an invisible frame)",
-        ));
-    }
-    // The first partition lies within the chunk.
-    if tag >> 5 >= size {
-        return Err(HeaderError::BadWebpField("VP8 first partition size"));
-    }
-    nonzero(le16(h, 26) & 0x3FFF, le16(h, 28) & 0x3FFF)
-}
-
-/// VP8L: signature 0x2F, then width-1 and height-1 in 14 bits each, alpha, and a 3-bit
-/// version that must be 0.
-fn vp8l(h: &[u8], size: u32) -> Result<(u32, u32), HeaderError> {
-    if size < 5 {
-        return Err(HeaderError::BadWebpField("VP8L chunk size"));
-    }
-    let bits = le32(h, 21);
-    if h[20] != 0x2F || bits >> 29 != 0 {
-        return Err(HeaderError::BadSignature);
-    }
-    Ok(((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1))
-}
+/// VP8X flags: an animation.
+const ANIMATION: u8 = 0x02;
 
 /// VP8X: a 10-byte chunk of flags and reserved bits, then the canvas width-1 and height-1 in
 /// 24 bits each, whose product is below 2^32. The reserved bits are not checked: the

@@ -14,6 +14,7 @@ mod gif;
 mod jpeg;
 mod resync;
 mod sniff;
+mod webp;
 
 pub use error::HeaderError;
 pub use format::{Coding, Format, Formats, FormatsError, JpegFrame, Process, UnknownFormatName};
@@ -143,6 +144,8 @@ enum State {
     Jpeg(jpeg::Walker),
     /// Walking GIF blocks to the first image descriptor.
     Gif(gif::Walker),
+    /// Walking a still WebP's chunks after VP8X to its bitstream header.
+    Webp(webp::Chunks),
     /// Reading a header at fixed offsets: the first `want` bytes.
     Fixed {
         format: Format,
@@ -281,6 +284,10 @@ impl Probe {
                 format: Format::Gif,
                 reason: HeaderError::TruncatedHeader,
             }),
+            State::Webp(_) => Err(ProbeError::Malformed {
+                format: Format::Webp,
+                reason: HeaderError::TruncatedHeader,
+            }),
             State::Fixed { format, .. } => Err(ProbeError::Malformed {
                 format,
                 reason: HeaderError::TruncatedHeader,
@@ -293,6 +300,7 @@ impl Probe {
             State::Sniff => sniff::SNIFF_LEN,
             State::Jpeg(walker) => walker.want(),
             State::Gif(walker) => walker.want(),
+            State::Webp(chunks) => chunks.want(),
             State::Fixed { want, .. } => want,
             State::Done(_) => 0,
         }
@@ -348,7 +356,7 @@ impl Probe {
     fn advance(&mut self, token: &[u8]) {
         // Only the sniff and fixed-header states read bytes again after moving on (the JPEG
         // and GIF walks resume inside the sniffed bytes); the walks only move forward.
-        if !matches!(self.state, State::Jpeg(_) | State::Gif(_)) {
+        if !matches!(self.state, State::Jpeg(_) | State::Gif(_) | State::Webp(_)) {
             self.keep(token);
         }
         match self.state {
@@ -388,9 +396,26 @@ impl Probe {
                     ),
                 };
             }
+            State::Webp(mut chunks) => {
+                self.state = match chunks.advance(&mut self.pos, token) {
+                    webp::Next::More => State::Webp(chunks),
+                    webp::Next::Done(result) => State::Done(
+                        result
+                            .map(|(width, height)| fixed::info(Format::Webp, width, height))
+                            .map_err(|reason| ProbeError::Malformed {
+                                format: Format::Webp,
+                                reason,
+                            }),
+                    ),
+                };
+            }
             State::Fixed { format, .. } => {
                 self.state = match fixed::parse(format, token) {
                     fixed::Parsed::Need(want) => State::Fixed { format, want },
+                    fixed::Parsed::WebpChunks(canvas) => {
+                        self.pos = webp::CHUNKS;
+                        State::Webp(webp::Chunks::new(canvas))
+                    }
                     fixed::Parsed::Done(result) => State::Done(
                         result.map_err(|reason| ProbeError::Malformed { format, reason }),
                     ),
