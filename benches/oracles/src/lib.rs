@@ -1,7 +1,7 @@
 //! The reference decoders imgchkr's header probe is checked against, each reduced to what it
 //! says about a file's header: libjpeg-turbo's `jpeg_read_header` ([`libjpeg`]), libwebp's
-//! `WebPGetFeatures` ([`webp`]), the `png` crate's `read_info` ([`png`]) and the `gif` crate's
-//! first frame ([`gif`]). Used by the corpus tests and the differential fuzz targets; never
+//! `WebPGetFeatures` ([`webp()`]), the `png` crate's `read_info` ([`png()`]) and the `gif` crate's
+//! first frame ([`gif()`]). Used by the corpus tests and the differential fuzz targets; never
 //! by imgchkr itself.
 
 pub mod libjpeg;

@@ -12,7 +12,9 @@ pub enum HeaderError {
     /// The input ends inside the frame header.
     #[error("truncated inside the frame header")]
     TruncatedInFrameHeader,
-    /// A byte other than `FF` where a marker must start (T.81 B.1.1.2).
+    /// A byte other than `FF` where a marker must start (T.81 B.1.1.2). The walks skip such
+    /// bytes as libjpeg does and record them ([`Extraneous`](super::Extraneous)); a strict
+    /// policy reports this instead ([`Extraneous::strict_error`](super::Extraneous::strict_error)).
     #[error("expected a marker at offset {offset}, found 0x{found:02X}")]
     ExpectedMarker {
         /// Offset of the offending byte.
@@ -20,7 +22,8 @@ pub enum HeaderError {
         /// The byte found.
         found: u8,
     },
-    /// `FF 00` where a marker must be: a stuffed byte outside entropy-coded data.
+    /// `FF 00` where a marker must be: a stuffed byte outside entropy-coded data. Skipped and
+    /// recorded like [`HeaderError::ExpectedMarker`]; reported by a strict policy.
     #[error("invalid marker 0xFF{code:02X} at offset {offset}")]
     InvalidMarker {
         /// Offset of the marker's `FF`.
