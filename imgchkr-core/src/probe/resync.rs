@@ -19,7 +19,8 @@ pub const MAX_EXTRANEOUS: u32 = 65_536;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Extraneous {
-    /// Offset of the first extraneous byte: where T.81 wanted a marker.
+    /// Offset of the first extraneous byte, where a T.81 walk stops: where a marker should
+    /// start, or the `FF` of a stuffed `FF 00` there (fill bytes before it are legal).
     pub offset: u64,
     /// The byte found there; `0xFF` means `FF 00`, a stuffed zero outside entropy-coded data.
     pub found: u8,
