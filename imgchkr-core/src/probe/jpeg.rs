@@ -133,28 +133,33 @@ pub(crate) fn segment_length(
 /// Walks a whole JPEG in memory, `bytes` starting with SOI, to its frame header.
 #[inline]
 pub(crate) fn walk(bytes: &[u8]) -> Result<ImageInfo, ProbeError> {
-    walk_from::<false>(bytes, 2, None)
+    walk_from::<false, false>(bytes, 2, None, None)
 }
 
-/// The walk from the marker at `pos`, with what was skipped before it in `extra`;
-/// `HIERARCHICAL` from a DHP segment on. The common, non-hierarchical walk carries no DHP
-/// state: it hands over at the first DHP.
+/// The walk from the marker at `pos`; `HIERARCHICAL` from a DHP segment on (`dhp`, its
+/// dimensions), `RESYNCED` once extraneous bytes were skipped (`extra`, what was skipped).
+/// The common walk, neither, carries no DHP and no skip record: it hands over to a walk that
+/// does at the first DHP or at the first extraneous byte, so that its loop and its answer stay
+/// as lean as a strict walk's.
 #[inline]
-fn walk_from<const HIERARCHICAL: bool>(
+fn walk_from<const HIERARCHICAL: bool, const RESYNCED: bool>(
     bytes: &[u8],
     pos: usize,
+    mut dhp: Option<(u16, u16)>,
     mut extra: Option<Extraneous>,
 ) -> Result<ImageInfo, ProbeError> {
     let mut rest = bytes.get(pos..).unwrap_or_default();
     // The offset of `rest` in the input, for error reports and resynchronisation only.
     let at = |rest: &[u8]| bytes.len() - rest.len();
-    let mut dhp = None;
     // Each turn reads a marker and the two bytes after it, the length if it has one.
     while let Some((&[prefix, code, hi, lo], body)) = rest.split_first_chunk::<4>() {
         let kind = match marker(at(rest) as u64, prefix, code) {
             Ok(kind) => kind,
+            // Extraneous bytes: on to the next marker, as libjpeg does.
+            Err(refusal) if !RESYNCED => {
+                return resynced::<HIERARCHICAL>(bytes, at(rest), refusal, dhp);
+            }
             Err(refusal) => {
-                // Extraneous bytes: on to the next marker, as libjpeg does.
                 let ff = resync(bytes, at(rest), refusal, &mut extra).map_err(malformed)?;
                 rest = &bytes[ff..];
                 continue;
@@ -187,12 +192,27 @@ fn walk_from<const HIERARCHICAL: bool>(
         }
         // Hierarchical mode: the DHP gives the image's size; the frames follow.
         if !HIERARCHICAL {
-            return hierarchical(bytes, at(rest), extra);
+            return hierarchical::<RESYNCED>(bytes, at(rest), extra);
         }
         dhp = Some(frame.size());
         rest = rest.get(skip..).unwrap_or_default();
     }
     Err(malformed(tail(bytes, at(rest), &mut extra)))
+}
+
+/// The walk from the two bytes at `from` that `refusal` names, when they are the first
+/// extraneous bytes: skipped, then the walk goes on recording what it skips.
+#[cold]
+#[inline(never)]
+fn resynced<const HIERARCHICAL: bool>(
+    bytes: &[u8],
+    from: usize,
+    refusal: HeaderError,
+    dhp: Option<(u16, u16)>,
+) -> Result<ImageInfo, ProbeError> {
+    let mut extra = None;
+    let ff = resync(bytes, from, refusal, &mut extra).map_err(malformed)?;
+    walk_from::<HIERARCHICAL, true>(bytes, ff, dhp, extra)
 }
 
 /// After `refusal` of the two bytes at `from` where a marker must be: if they are
@@ -252,12 +272,12 @@ fn ff_run(bytes: &[u8]) -> usize {
 /// The walk from the DHP segment at `pos`.
 #[cold]
 #[inline(never)]
-fn hierarchical(
+fn hierarchical<const RESYNCED: bool>(
     bytes: &[u8],
     pos: usize,
     extra: Option<Extraneous>,
 ) -> Result<ImageInfo, ProbeError> {
-    walk_from::<true>(bytes, pos, extra)
+    walk_from::<true, RESYNCED>(bytes, pos, None, extra)
 }
 
 /// Why a walk ends that has fewer than four bytes left from `pos`: markers without a length
