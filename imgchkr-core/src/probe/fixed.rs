@@ -16,6 +16,9 @@ pub(crate) enum Parsed {
     WebpChunks((u32, u32)),
 }
 
+/// The most leading bytes any fixed header takes (a BMP's file and info headers, 54).
+const HEAD: usize = 54;
+
 /// How many leading bytes `format` needs first, or `None` if imgchkr does not read its
 /// dimensions.
 #[inline]
@@ -36,15 +39,19 @@ pub(crate) fn first_need(format: Format) -> Option<usize> {
 /// the same leading runs as the incremental probe does; `None` if imgchkr does not read them.
 #[inline]
 pub(crate) fn read(format: Format, bytes: &[u8]) -> Option<Result<ImageInfo, HeaderError>> {
-    let mut want = first_need(format)?;
-    let result = loop {
-        let Some(head) = bytes.get(..want) else {
-            break Err(HeaderError::TruncatedHeader);
-        };
+    let first = first_need(format)?;
+    // Every leading byte a header can take at once: the readers look only as far as each
+    // step needs, so a longer run gives the incremental probe's answer in one pass (a BMP or
+    // WebP header whose version asks for more than the first need is not read twice).
+    let head = bytes.get(..HEAD.min(bytes.len())).unwrap_or_default();
+    let result = if head.len() < first {
+        Err(HeaderError::TruncatedHeader)
+    } else {
         match dims(format, head) {
-            Dims::Need(more) => want = more,
-            Dims::Done(result) => break result,
-            Dims::WebpChunks(canvas) => break webp::walk(bytes, canvas),
+            // More than is there.
+            Dims::Need(_) => Err(HeaderError::TruncatedHeader),
+            Dims::Done(result) => result,
+            Dims::WebpChunks(canvas) => webp::walk(bytes, canvas),
         }
     };
     // The answer is built once, at the end: moving a whole `ImageInfo` through the loop's
@@ -214,13 +221,20 @@ fn bmp(h: &[u8]) -> Dims {
         40 | 52 | 56 | 64 | 108 | 124 => 54,
         other => return Dims::Done(Err(HeaderError::BadDibHeader(other))),
     };
-    if h.len() < need {
-        return Dims::Need(need);
+    // A header of known length: its field reads need no bounds checks.
+    let fields = match need {
+        26 => h.first_chunk::<26>().map(|h| bmp_fields(dib, h)),
+        30 => h.first_chunk::<30>().map(|h| bmp_fields(dib, h)),
+        _ => h.first_chunk::<54>().map(|h| bmp_fields(dib, h)),
+    };
+    match fields {
+        Some(result) => Dims::Done(result),
+        None => Dims::Need(need),
     }
-    Dims::Done(bmp_fields(dib, h))
 }
 
-fn bmp_fields(dib: u32, h: &[u8]) -> Result<(u32, u32), HeaderError> {
+#[inline]
+fn bmp_fields<const N: usize>(dib: u32, h: &[u8; N]) -> Result<(u32, u32), HeaderError> {
     if dib == 12 {
         // BITMAPCOREHEADER: 16-bit width, height, planes, bit count.
         planes(le16(h, 22))?;
