@@ -19,7 +19,7 @@ start=$SECONDS
 cargo +nightly fuzz build -O
 echo "build: $((SECONDS - start)) s"
 
-targets=(probe incremental_feed differential differential_formats submission)
+targets=(probe incremental_feed differential_libjpeg differential_formats submission)
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t" "artifacts/$t"
     t0=$SECONDS

@@ -1,5 +1,7 @@
 //! The probe never touches the heap: zero allocations per `probe()` call, per incremental
-//! `Probe` run (any chunking, overlapping chunks included), and per `read_header` of a file.
+//! `Probe` run (any chunking, overlapping chunks included), and per `read_header` of a file;
+//! on the JPEG bench inputs, on JPEGs with extraneous bytes (the resynchronisation path) and
+//! on the PNG, GIF, WebP and BMP bench inputs.
 
 // A counting global allocator needs `unsafe impl GlobalAlloc`; it only forwards to `System`.
 #![allow(unsafe_code)]
@@ -81,9 +83,40 @@ fn the_allocator_counts() {
     assert_eq!((v.len(), n), (100, 1));
 }
 
+/// The JPEG bench inputs, the baseline with extraneous bytes in three places (text after
+/// APP0, `FF 00`, a segment cut 3 bytes short), and the other formats' bench inputs.
+fn all_inputs() -> Vec<imgchkr_benches::Input> {
+    let mut inputs = imgchkr_benches::inputs();
+    let base = imgchkr_benches::baseline(64, 64);
+    let app0_end = 4 + usize::from(u16::from_be_bytes([base[4], base[5]]));
+    let mut junk = base[..app0_end].to_vec();
+    junk.extend_from_slice(b"hello");
+    junk.extend_from_slice(&imgchkr_benches::segment(0xFE, b"x"));
+    junk.extend_from_slice(&[0xFF, 0x00]);
+    let mut comment = imgchkr_benches::segment(0xFE, b"a comment");
+    comment[3] -= 3;
+    junk.extend_from_slice(&comment);
+    junk.extend_from_slice(&base[app0_end..]);
+    inputs.push(imgchkr_benches::Input {
+        name: "baseline-junk",
+        bytes: junk,
+        width: 64,
+        height: 64,
+    });
+    for input in imgchkr_benches::format_inputs() {
+        inputs.push(imgchkr_benches::Input {
+            name: input.name,
+            bytes: input.bytes,
+            width: input.width,
+            height: input.height,
+        });
+    }
+    inputs
+}
+
 #[test]
 fn probe_does_not_allocate() {
-    let inputs = imgchkr_benches::inputs();
+    let inputs = all_inputs();
     for input in &inputs {
         let want = imgchkr_core::probe(&input.bytes);
         assert_eq!(
@@ -92,6 +125,10 @@ fn probe_does_not_allocate() {
             "{}",
             input.name
         );
+        if input.name == "baseline-junk" {
+            let skipped = want.expect("read").extraneous.expect("skipped bytes");
+            assert_eq!(skipped.places, 3, "{skipped:?}");
+        }
 
         let (_, n) = allocations(|| imgchkr_core::probe(std::hint::black_box(&input.bytes)));
         assert_eq!(n, 0, "probe() allocated on {}", input.name);
@@ -120,7 +157,7 @@ fn probe_does_not_allocate() {
 #[test]
 fn read_header_does_not_allocate() {
     let dir = tempfile::tempdir().expect("tempdir");
-    for input in imgchkr_benches::inputs() {
+    for input in all_inputs() {
         let path = dir.path().join(input.name);
         std::fs::write(&path, &input.bytes).expect("write");
         let file = std::fs::File::open(&path).expect("open");

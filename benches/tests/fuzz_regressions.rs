@@ -32,14 +32,19 @@ fn step_agrees_with_the_last_need() {
     );
 }
 
-/// probe, input `GIF89a 10 00 10 00 00 00 00`: the probe now reads GIF dimensions (16×16);
-/// found because the first oracle assumed only JPEG answers. Kept as a guard.
+/// probe, input `GIF89a 10 00 10 00 00 00 00`: the probe reads GIF dimensions (16×16);
+/// found because the first oracle assumed only JPEG answers. Kept as a guard, with the first
+/// image descriptor the probe now reads too (the canvas grows to hold the first frame): a
+/// 2×3 frame at (15, 15) makes it 17×18. The screen alone is a truncated header.
 #[test]
 fn gif_logical_screen_is_read() {
-    let gif = hex("47 49 46 38 39 61 10 00 10 00 00 00 00");
+    let screen = hex("47 49 46 38 39 61 10 00 10 00 00 00 00");
+    let mut gif = screen.clone();
+    gif.extend(hex("2C 0F 00 0F 00 02 00 03 00 00"));
     let info = imgchkr_core::probe(&gif).expect("a GIF header");
-    assert_eq!((info.width, info.height), (16, 16));
+    assert_eq!((info.width, info.height), (17, 18));
     assert!(info.jpeg.is_none());
+    assert!(imgchkr_core::probe(&screen).is_err());
 }
 
 /// differential_formats, input `RIFF 9C010000 WEBP VP8L 90010000 2F FFFF0200 55`: the 14-bit

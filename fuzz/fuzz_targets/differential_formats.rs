@@ -18,12 +18,28 @@
 //!     its allocation limit (`ImageError::Limits`, e.g. a PNG of 2³⁰ × 9 RGBA16), a BMP side over 65,535 (its soft limit; BMP allows 2³¹ − 1), a WebP canvas larger than
 //!     a VP8L frame can say (then no minimal file can be rebuilt).
 //! * imgchkr Err, image Ok:
-//!   - F3 imgchkr's strictness: a zero width or height (GIF's logical screen; `image` reads
-//!     0×0 screens), a BMP DIB header size imgchkr does not know, a PNG IHDR with a bit depth
+//!   - F3 imgchkr's strictness: a zero width or height (a GIF canvas; `image` reads 0×0
+//!     screens), a BMP DIB header size imgchkr does not know, BMP header fields that break the
+//!     format (planes other than 1, a bit count the header version lacks, a compression that
+//!     does not go with the bit count or with top-down rows, a palette larger than the bit
+//!     count can index), WebP fields libwebp refuses (VP8 version over 3, an invisible first
+//!     frame, a first partition past the chunk, chunk sizes, a canvas of 2³² pixels or more,
+//!     a RIFF size below 12, a still VP8X image whose bitstream is not the canvas's size or
+//!     is missing), a PNG IHDR with a bit depth
 //!     / colour type pair or a compression, filter or interlace method ISO/IEC 15948 forbids,
 //!     a PNG width or height over 2³¹ − 1 (§11.2.2; png 0.18 reads up to 2³² − 1),
 //!     or a PNG IHDR whose CRC does not match (imgchkr checks it; `image`'s header reading,
 //!     png 0.18, does not fail on it).
+//!   - F5 GIF: imgchkr walks on to the first image descriptor (skipping the colour table and
+//!     extensions by their lengths) and fails where that walk does (a truncation, a byte that
+//!     starts no block, the trailer before any image); `image`'s dimensions are the logical
+//!     screen's, read before. WebP alike: a still VP8X image is read on to its VP8/VP8L
+//!     frame header (chunks skipped by their sizes), whose checks (signature, fields, the
+//!     canvas size) `image`'s dimensions do not need.
+//! * both Ok, different dimensions (besides F4):
+//!   - F6 GIF: imgchkr reports the canvas a browser allocates, the logical screen grown to
+//!     hold the first frame; `image` reports the logical screen. Checked: `image`'s answer is
+//!     the screen, and imgchkr's holds it.
 //! * both Ok, different dimensions:
 //!   - F4 a lossless WebP (`VP8L`) side of 16,384 (the 14-bit field `width - 1` = 0x3FFF):
 //!     image-webp 0.2.4 computes `(1 + field) & 0x3FFF` = 0, imgchkr `field + 1` = 16,384 as
@@ -108,12 +124,23 @@ fn rebuild(format: Format, data: &[u8]) -> Vec<u8> {
             chunk(&mut out, b"IEND", &[]);
             out
         }
-        // Signature and logical screen size, no global colour table, one 1×1 frame with a
-        // two-colour local table (`image` reads up to the first frame), the trailer.
+        // Signature and logical screen size, no global colour table, one frame reaching the
+        // canvas imgchkr read (at an offset where the canvas is over 65,535) with a
+        // two-colour local table (`image` reads up to the first frame), a 1-pixel image, the
+        // trailer.
         Format::Gif => {
+            let info = imgchkr_core::probe(data).expect("imgchkr read it");
+            let side = |canvas: u32| {
+                let size = canvas.min(65535);
+                ((canvas - size) as u16, size as u16)
+            };
+            let ((left, width), (top, height)) = (side(info.width), side(info.height));
             let mut out = data[..10].to_vec();
-            out.extend_from_slice(&[0, 0, 0]);
-            out.extend_from_slice(&[0x2C, 0, 0, 0, 0, 1, 0, 1, 0, 0x80]);
+            out.extend_from_slice(&[0, 0, 0, 0x2C]);
+            for v in [left, top, width, height] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out.push(0x80);
             out.extend_from_slice(&[0, 0, 0, 0xFF, 0xFF, 0xFF]);
             out.extend_from_slice(&[0x02, 0x02, 0x44, 0x01, 0x00, 0x3B]);
             out
@@ -180,10 +207,31 @@ fn image_refuses_by_design(format: Format, data: &[u8], (w, h): (u32, u32)) -> b
 }
 
 /// F3: imgchkr's documented strictness.
-fn imgchkr_strictness(format: Format, reason: &HeaderError) -> bool {
+fn imgchkr_strictness(format: Format, reason: &HeaderError, data: &[u8]) -> bool {
+    // F5 for WebP: a still VP8X image is read on to its bitstream's frame header, which
+    // `image`'s dimensions (the canvas) do not need: whatever that header's checks refuse.
+    let vp8x_still = format == Format::Webp
+        && data.get(12..16) == Some(b"VP8X")
+        && data.get(20).is_some_and(|f| f & 2 == 0);
+    if vp8x_still && matches!(reason, HeaderError::BadSignature) {
+        return true;
+    }
     match reason {
         HeaderError::ZeroWidth | HeaderError::ZeroHeight => true,
-        HeaderError::BadDibHeader(_) => format == Format::Bmp,
+        HeaderError::BadDibHeader(_)
+        | HeaderError::BadPlanes(_)
+        | HeaderError::BadBitCount(_)
+        | HeaderError::BadCompression { .. }
+        | HeaderError::TopDownCompressed(_)
+        | HeaderError::BadPaletteSize { .. } => format == Format::Bmp,
+        // F3, and F5's like for WebP: a still VP8X image is read on to its bitstream, whose
+        // size must be the canvas.
+        HeaderError::BadWebpField(_) | HeaderError::WebpCanvasMismatch { .. } => {
+            format == Format::Webp
+        }
+        // F5
+        HeaderError::BadGifBlock { .. } | HeaderError::NoGifImage { .. } => format == Format::Gif,
+        HeaderError::TruncatedHeader => matches!(format, Format::Gif | Format::Webp),
         HeaderError::BadIhdr(_) | HeaderError::BadCrc | HeaderError::DimensionOutOfRange => {
             format == Format::Png
         }
@@ -204,6 +252,16 @@ fuzz_target!(|data: &[u8]| {
             let vp8l = format == Format::Webp && &data[12..16] == b"VP8L";
             let side =
                 |ours: u32, theirs: u32| ours == theirs || (vp8l && ours == 16384 && theirs == 0);
+            if format == Format::Gif {
+                // F6: `image` reads the logical screen; imgchkr's canvas holds it.
+                let screen = |at: usize| u32::from(u16::from_le_bytes([data[at], data[at + 1]]));
+                assert_eq!(*dims, (screen(6), screen(8)), "image reads the screen");
+                assert!(
+                    info.width >= dims.0 && info.height >= dims.1,
+                    "{info:?} vs {dims:?}"
+                );
+                return;
+            }
             assert!(
                 side(info.width, dims.0) && side(info.height, dims.1),
                 "both read dimensions, and differ: imgchkr {info:?}, image {dims:?}"
@@ -216,8 +274,23 @@ fuzz_target!(|data: &[u8]| {
                 return; // F2
             }
             let alone = rebuild(format, data);
+            // The rebuilt file reads as the original to imgchkr (a rebuilt VP8 chunk keeps 10
+            // bytes only, which may no longer hold the first partition its tag announces).
+            if format != Format::Webp {
+                let again = imgchkr_core::probe(&alone).map(|i| (i.width, i.height));
+                assert_eq!(again, Ok(dims), "imgchkr on the rebuilt file {alone:02X?}");
+            }
             match image_dims(&alone, image_format) {
-                // F1
+                // F1 (F6 for GIF: `image` reads the rebuilt file's logical screen).
+                Ok(got) if format == Format::Gif => {
+                    let screen =
+                        |at: usize| u32::from(u16::from_le_bytes([alone[at], alone[at + 1]]));
+                    assert_eq!(
+                        got,
+                        (screen(6), screen(8)),
+                        "the header read alone: {alone:02X?}"
+                    );
+                }
                 Ok(got) => assert_eq!(got, dims, "the header read alone: {alone:02X?}"),
                 // F2: `image`'s allocation limit (512 MiB by default), checked on the header.
                 Err(image::ImageError::Limits(_)) => {}
@@ -230,7 +303,7 @@ fuzz_target!(|data: &[u8]| {
         (Err(ProbeError::Malformed { format: f, reason }), Ok(dims)) => {
             assert_eq!(*f, format);
             assert!(
-                imgchkr_strictness(format, reason),
+                imgchkr_strictness(format, reason, data),
                 "imgchkr rejects ({reason}) what image reads as {dims:?}"
             );
         }

@@ -1,17 +1,19 @@
 //! Arbitrary bytes: `probe` never panics, and an `Ok` is sane (positive dimensions; a JPEG
-//! answer starts with SOI and has a frame header T.81 allows; a PNG, GIF, WebP or BMP answer
+//! answer starts with SOI and has a frame header T.81 allows; a PNG, WebP or BMP answer
 //! matches the leading magic bytes and comes from the fixed header alone: the input cut right
-//! after it gets the same answer).
+//! after it gets the same answer; a GIF answer holds the logical screen).
 #![no_main]
 
 use imgchkr_core::probe::{Format, Process};
 use libfuzzer_sys::fuzz_target;
 
-/// The fixed-header format the leading bytes announce, and the most bytes its header takes.
-fn fixed_header(data: &[u8]) -> Option<(Format, usize)> {
+/// The non-JPEG format the leading bytes announce, and the most bytes its header takes (GIF
+/// and a still VP8X WebP: none, their walks to the first image descriptor or bitstream have
+/// no fixed length).
+fn fixed_header(data: &[u8]) -> Option<(Format, Option<usize>)> {
     match data {
-        [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => Some((Format::Png, 33)),
-        [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => Some((Format::Gif, 10)),
+        [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => Some((Format::Png, Some(33))),
+        [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => Some((Format::Gif, None)),
         [
             b'R',
             b'I',
@@ -26,8 +28,12 @@ fn fixed_header(data: &[u8]) -> Option<(Format, usize)> {
             b'B',
             b'P',
             ..,
-        ] => Some((Format::Webp, 30)),
-        [b'B', b'M', ..] => Some((Format::Bmp, 26)),
+        ] => {
+            let still_vp8x =
+                data.get(12..16) == Some(b"VP8X") && data.get(20).is_some_and(|f| f & 2 == 0);
+            Some((Format::Webp, if still_vp8x { None } else { Some(30) }))
+        }
+        [b'B', b'M', ..] => Some((Format::Bmp, Some(54))),
         _ => None,
     }
 }
@@ -45,6 +51,19 @@ fuzz_target!(|data: &[u8]| {
                 assert!(!data.starts_with(&[0xFF, 0xD8]), "{info:?}");
                 let (format, header) = fixed_header(data).expect("an answer for a known magic");
                 assert_eq!(info.format, format, "{info:?}");
+                assert!(info.extraneous.is_none(), "{info:?}");
+                let Some(header) = header else {
+                    // GIF: the canvas holds the logical screen.
+                    if format == Format::Gif {
+                        let screen =
+                            |at: usize| u32::from(u16::from_le_bytes([data[at], data[at + 1]]));
+                        assert!(
+                            info.width >= screen(6) && info.height >= screen(8),
+                            "{info:?}"
+                        );
+                    }
+                    return;
+                };
                 // Read from the header alone: nothing after it changes the answer.
                 let cut = &data[..header.min(data.len())];
                 assert_eq!(imgchkr_core::probe(cut), Ok(info), "cut at {}", cut.len());

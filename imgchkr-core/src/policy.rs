@@ -23,6 +23,10 @@ pub struct Policy {
     pub formats: Formats,
     /// How deep to look: the header alone (the default), or a full decode too.
     pub verify: Verify,
+    /// JPEG: refuse extraneous bytes between marker segments as ITU-T T.81 does
+    /// (`expected a marker at offset N, found 0xXX`, `invalid marker 0xFF00 at offset N`),
+    /// instead of skipping them as libjpeg does and warning (the default, `false`).
+    pub strict: bool,
 }
 
 /// How deep validation looks.
@@ -47,6 +51,7 @@ impl Default for Policy {
             max_height: DEFAULT_MAX_DIMENSION,
             formats: Formats::JPEG,
             verify: Verify::Header,
+            strict: false,
         }
     }
 }
@@ -164,10 +169,18 @@ impl fmt::Display for ValidationError {
 
 impl std::error::Error for ValidationError {}
 
+impl ValidationError {
+    /// Whether this is a header refusal (the probe's or strict mode's).
+    pub fn is_invalid_header(&self) -> bool {
+        matches!(self, ValidationError::InvalidHeader(_))
+    }
+}
+
 impl Policy {
     /// Applies the size, format and dimension checks, in the contract's order, to a file of
     /// `size` bytes whose header probed as `probed`. Every failure is returned, not only the
-    /// first; an empty list means the image passes.
+    /// first; an empty list means the image passes. With [`Policy::strict`], a JPEG whose
+    /// walk skipped extraneous bytes fails with the T.81 reason instead of its dimensions.
     ///
     /// ```
     /// use imgchkr_core::{probe, Policy};
@@ -198,6 +211,18 @@ impl Policy {
         }
         match probed {
             Err(e) => errors.push(ValidationError::InvalidHeader(*e)),
+            // Strict: the T.81 refusal at the first extraneous byte, as if the walk had
+            // stopped there.
+            Ok(ImageInfo {
+                format,
+                extraneous: Some(extraneous),
+                ..
+            }) if self.strict => {
+                errors.push(ValidationError::InvalidHeader(ProbeError::Malformed {
+                    format: *format,
+                    reason: extraneous.strict_error(),
+                }));
+            }
             Ok(info) => {
                 if info.width > self.max_width {
                     errors.push(ValidationError::WidthExceeds {

@@ -42,7 +42,7 @@ where
         let report = validate.await;
         let update = JobUpdate::Verdict {
             errors: report.error_map(),
-            warnings: report.warning_texts(),
+            warnings: report.warnings(),
             at: OffsetDateTime::now_utc(),
         };
         recorder.record(update.clone()).await?;

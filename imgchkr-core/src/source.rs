@@ -107,10 +107,17 @@ impl Report {
             .then(|| ErrorMap::from([(IMAGE_ERRORS_KEY.to_owned(), self.error_texts())]))
     }
 
-    /// Non-fatal findings, as the job record and `check --json` carry them (none yet: the
-    /// probe reports none).
-    pub fn warning_texts(&self) -> Vec<String> {
-        Vec::new()
+    /// The warning texts: what the header probe tolerated (for JPEG, extraneous bytes skipped
+    /// between marker segments, as libjpeg skips them, e.g. `Skipped 3 extraneous bytes at
+    /// offset 81 before marker 0xFFC0`). A warning never fails a file; none is given when the
+    /// header was refused (a strict policy refuses those bytes instead).
+    pub fn warnings(&self) -> Vec<String> {
+        match &self.probed {
+            Some(Ok(info)) if !self.errors.iter().any(ValidationError::is_invalid_header) => {
+                info.warnings()
+            }
+            _ => Vec::new(),
+        }
     }
 }
 

@@ -299,6 +299,77 @@ proptest! {
     }
 }
 
+/// Junk of libjpeg's count `count`: bytes other than `FF`, and stuffed `FF 00` pairs (each
+/// counted 2, any fill before them not at all).
+fn junk() -> impl Strategy<Value = (Vec<u8>, u32)> {
+    let piece = prop_oneof![
+        3 => (0u8..0xFF).prop_map(|b| (vec![b], 1u32)),
+        1 => (0usize..3).prop_map(|fill| {
+            let mut out = vec![0xFF; fill + 1];
+            out.push(0);
+            (out, 2u32)
+        }),
+    ];
+    prop::collection::vec(piece, 1..12).prop_map(|pieces| {
+        let count = pieces.iter().map(|(_, n)| n).sum();
+        (
+            pieces.into_iter().flat_map(|(bytes, _)| bytes).collect(),
+            count,
+        )
+    })
+}
+
+/// The offsets of the segments before the frame header of a well-formed JPEG (after SOI).
+fn segment_starts(jpeg: &[u8]) -> Vec<usize> {
+    let end = frame_offset(jpeg);
+    let mut at = 2;
+    let mut out = vec![];
+    while at <= end {
+        out.push(at);
+        if at == end {
+            break;
+        }
+        at += 2 + usize::from(u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]));
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The classes, generated: junk where a marker should start is skipped as libjpeg
+    /// skips it, counted as libjpeg counts it, and the dimensions stay the encoder's; every
+    /// path agrees.
+    #[test]
+    fn junk_between_segments_is_skipped_and_counted(
+        width in 1u32..=64,
+        height in 1u32..=64,
+        color in color(),
+        place in any::<prop::sample::Index>(),
+        (junk, count) in junk(),
+        sizes in prop::collection::vec(1usize..40, 1..5),
+    ) {
+        let clean = encode(width, height, 80, color);
+        let starts = segment_starts(&clean);
+        let at = starts[place.index(starts.len())];
+        let mut file = clean[..at].to_vec();
+        file.extend_from_slice(&junk);
+        file.extend_from_slice(&clean[at..]);
+        let info = all_paths_agree(&file, &sizes)?.expect("read past the junk");
+        prop_assert_eq!((info.width, info.height), (width, height));
+        let e = info.extraneous.expect("skipped");
+        // The offset T.81's walk stops at: the junk's start, or the `FF` of a leading
+        // `FF… 00` (fill bytes before it are legal).
+        let fill = junk.iter().take_while(|&&b| b == 0xFF).count().saturating_sub(1);
+        prop_assert_eq!(
+            (e.offset, e.first, e.marker),
+            ((at + fill) as u64, count, clean[at + 1])
+        );
+        prop_assert_eq!((e.total, e.places), (count, 1));
+        prop_assert_eq!(probe(&clean).expect("clean").extraneous, None);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 

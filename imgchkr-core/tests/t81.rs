@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use imgchkr_core::probe::{Coding, HeaderError, Need, Process};
+use imgchkr_core::probe::{Coding, Extraneous, HeaderError, MAX_EXTRANEOUS, Need, Process};
 use imgchkr_core::{Format, Policy, Probe, ProbeError, Report, Step, probe};
 
 fn malformed(reason: HeaderError) -> Result<imgchkr_core::ImageInfo, ProbeError> {
@@ -223,36 +223,204 @@ fn zero_width_and_zero_height() {
     );
 }
 
+fn strict() -> Policy {
+    let mut policy = Policy::default();
+    policy.strict = true;
+    policy
+}
+
+/// The extraneous-bytes record of a probe that read the frame header.
+fn skipped(bytes: &[u8]) -> Extraneous {
+    probe(bytes)
+        .expect("probe reads the frame header")
+        .extraneous
+        .expect("bytes were skipped")
+}
+
 #[test]
-fn bytes_that_are_not_markers_where_a_marker_must_be() {
+fn bytes_that_are_not_markers_are_skipped_as_libjpeg_skips_them() {
+    // Non-FF bytes after SOI: skipped up to the next marker, counted, the frame read.
     let file = jpeg(&[&[0x00, 0x01], &sof(0xC0, 8, 1, 1, 1)]);
+    let e = skipped(&file);
+    assert_eq!(
+        (e.offset, e.found, e.first, e.marker, e.total, e.places),
+        (2, 0x00, 2, 0xC0, 2, 1)
+    );
+    assert_eq!(dims(&file), (1, 1));
+    // `FF 00` where a marker is expected: the pair is discarded, counted as 2 (libjpeg's
+    // count), after any fill bytes, which are not counted.
+    let stuffed = jpeg(&[&[0xFF, 0xFF, 0xFF, 0x00], &sof(0xC0, 8, 1, 1, 1)]);
+    let e = skipped(&stuffed);
+    assert_eq!((e.offset, e.found, e.first, e.marker), (4, 0xFF, 2, 0xC0));
+    // Text after a segment, where the next marker should be (the issue's
+    // `expected a marker at offset 81, found 0x68`).
+    let app = segment(0xE0, &[b'x'; 75]);
+    let junk = jpeg(&[&app, b"hello", &dqt(), &sof(0xC2, 8, 480, 640, 3)]);
+    assert_eq!(2 + app.len(), 81);
+    let e = skipped(&junk);
+    assert_eq!((e.offset, e.found, e.first, e.marker), (81, b'h', 5, 0xDB));
+    assert_eq!(dims(&junk), (640, 480));
+    // A segment whose length is a few bytes short: the walk lands inside it and scans to the
+    // next marker.
+    let mut short = segment(0xE1, b"Exif\0\0abcdefgh");
+    short[3] -= 4;
+    let file = jpeg(&[&short, &sof(0xC0, 8, 30, 40, 1)]);
+    let e = skipped(&file);
+    assert_eq!((e.offset, e.found, e.first, e.marker), (16, b'e', 4, 0xC0));
+    assert_eq!(dims(&file), (40, 30));
+    // Several places: the first kept, the rest summed up.
+    let many = jpeg(&[
+        b"ab",
+        &app0(),
+        &[0xFF, 0x00, 7],
+        &dqt(),
+        b"c",
+        &sof(0xC0, 8, 1, 1, 1),
+    ]);
+    let e = skipped(&many);
+    assert_eq!(
+        (e.offset, e.first, e.marker, e.total, e.places),
+        (2, 2, 0xE0, 6, 3)
+    );
+    let report = Report::from_bytes(&many, &Policy::default());
+    assert!(report.is_valid());
+    assert_eq!(
+        report.warnings(),
+        [
+            "Skipped 2 extraneous bytes at offset 2 before marker 0xFFE0",
+            "Skipped 4 more extraneous bytes in 2 more places before the frame header"
+        ]
+    );
+    let one = Report::from_bytes(&jpeg(&[b"z", &sof(0xC0, 8, 1, 1, 1)]), &Policy::default());
+    assert_eq!(
+        one.warnings(),
+        ["Skipped 1 extraneous byte at offset 2 before marker 0xFFC0"]
+    );
+    // A clean file has no record and no warning.
+    let clean = jpeg(&[&app0(), &sof(0xC0, 8, 1, 1, 1)]);
+    assert_eq!(probe(&clean).unwrap().extraneous, None);
+    assert!(
+        Report::from_bytes(&clean, &Policy::default())
+            .warnings()
+            .is_empty()
+    );
+}
+
+#[test]
+fn skipping_never_reads_inside_a_segment_walked_by_its_length() {
+    // The EXIF and comment traps stay closed: a junk byte before them does not turn the
+    // walk into a scan through their payloads.
+    let decoy = [
+        0xFF, 0xC0, 0x00, 0x0B, 0x08, 0x00, 0x01, 0x00, 0x01, 0x01, 0x01, 0x11, 0x00,
+    ];
+    let file = jpeg(&[
+        b"!",
+        &segment(0xE1, &decoy),
+        &segment(0xFE, &decoy),
+        &sof(0xC0, 8, 77, 66, 1),
+    ]);
+    assert_eq!(dims(&file), (66, 77));
+    // The scan stops at the first real marker: junk then SOI, SOS or EOI is refused as
+    // without the junk.
+    assert_eq!(
+        probe(&jpeg(&[b"xy", &[0xFF, 0xD8], &sof(0xC0, 8, 1, 1, 1)])),
+        malformed(HeaderError::UnexpectedSoi { offset: 4 })
+    );
+    assert_eq!(
+        probe(&jpeg(&[b"xy", &[0xFF, 0xD9]])),
+        malformed(HeaderError::NoFrameHeader {
+            marker: 0xD9,
+            offset: 4
+        })
+    );
+    // Junk to the end of the input is a truncation.
+    assert_eq!(
+        probe(&jpeg(&[&app0(), b"trailing text, no frame"])),
+        malformed(HeaderError::TruncatedBeforeFrameHeader)
+    );
+}
+
+#[test]
+fn extraneous_bytes_are_bounded() {
+    let at_limit = vec![0x20; MAX_EXTRANEOUS as usize];
+    let file = jpeg(&[&at_limit, &sof(0xC0, 8, 1, 1, 1)]);
+    assert_eq!(skipped(&file).total, MAX_EXTRANEOUS);
+    let over = vec![0x20; MAX_EXTRANEOUS as usize + 1];
+    assert_eq!(
+        probe(&jpeg(&[&over, &sof(0xC0, 8, 1, 1, 1)])),
+        malformed(HeaderError::TooMuchExtraneousData { offset: 2 })
+    );
+    // In all places together.
+    let half = vec![0x20; MAX_EXTRANEOUS as usize / 2];
+    let file = jpeg(&[&half, &app0(), &half, &app0(), b"!", &sof(0xC0, 8, 1, 1, 1)]);
     assert_eq!(
         probe(&file),
-        malformed(HeaderError::ExpectedMarker {
-            offset: 2,
-            found: 0
-        })
+        malformed(HeaderError::TooMuchExtraneousData { offset: 2 })
     );
+    assert_eq!(
+        texts(&file),
+        [format!(
+            "Invalid JPEG header: more than {MAX_EXTRANEOUS} extraneous bytes before the frame header (the first at offset 2)"
+        )]
+    );
+    // The incremental machine, fed in chunks, stops at the same byte with the same answer.
+    let under = jpeg(&[&half, &app0(), &half, &sof(0xC0, 8, 1, 1, 1)]);
+    for bytes in [&file, &under, &jpeg(&[&over, &sof(0xC0, 8, 1, 1, 1)])] {
+        for chunk in [1, 7, 1000, 70_000] {
+            let mut machine = Probe::new();
+            let mut step = machine.step();
+            while let Step::Need(need) = step {
+                let start = need.offset as usize;
+                if start >= bytes.len() {
+                    break;
+                }
+                step = machine.feed(need.offset, &bytes[start..(start + chunk).min(bytes.len())]);
+            }
+            let answer = match step {
+                Step::Done(result) => result,
+                Step::Need(_) => machine.finish(),
+            };
+            assert_eq!(answer, probe(bytes), "chunk {chunk}");
+        }
+    }
+}
+
+#[test]
+fn strict_policy_keeps_the_t81_refusal() {
+    let file = jpeg(&[&[0x00, 0x01], &sof(0xC0, 8, 1, 1, 1)]);
+    let report = Report::from_bytes(&file, &strict());
+    assert_eq!(
+        report.error_texts(),
+        ["Invalid JPEG header: expected a marker at offset 2, found 0x00"]
+    );
+    assert!(report.warnings().is_empty());
     let stuffed = jpeg(&[&[0xFF, 0x00], &sof(0xC0, 8, 1, 1, 1)]);
     assert_eq!(
-        probe(&stuffed),
-        malformed(HeaderError::InvalidMarker { offset: 2, code: 0 })
+        Report::from_bytes(&stuffed, &strict()).error_texts(),
+        ["Invalid JPEG header: invalid marker 0xFF00 at offset 2"]
     );
-    let soi = jpeg(&[&[0xFF, 0xD8], &sof(0xC0, 8, 1, 1, 1)]);
+    let app = segment(0xE0, &[b'x'; 75]);
+    let junk = jpeg(&[&app, b"hello", &sof(0xC0, 8, 1200, 1800, 1)]);
     assert_eq!(
-        probe(&soi),
-        malformed(HeaderError::UnexpectedSoi { offset: 2 })
+        Report::from_bytes(&junk, &strict()).error_texts(),
+        ["Invalid JPEG header: expected a marker at offset 81, found 0x68"]
     );
-    // Junk after a segment, where the next marker should be.
-    let junk = jpeg(&[&app0(), b"junk", &sof(0xC0, 8, 1, 1, 1)]);
-    let at = 2 + app0().len() as u64;
+    // The default policy reads the dimensions and warns.
+    let lenient = Report::from_bytes(&junk, &Policy::default());
     assert_eq!(
-        probe(&junk),
-        malformed(HeaderError::ExpectedMarker {
-            offset: at,
-            found: b'j'
-        })
+        lenient.error_texts(),
+        [
+            "Image width exceeds maximum (1800/1000)",
+            "Image height exceeds maximum (1200/1000)"
+        ]
     );
+    assert_eq!(
+        lenient.warnings(),
+        ["Skipped 5 extraneous bytes at offset 81 before marker 0xFFC0"]
+    );
+    // A clean file is judged alike by both.
+    let clean = jpeg(&[&app0(), &sof(0xC0, 8, 10, 20, 3)]);
+    assert!(Report::from_bytes(&clean, &strict()).is_valid());
 }
 
 #[test]
@@ -547,6 +715,23 @@ fn every_rule_gives_the_same_answer_from_the_slice_walk_and_the_incremental_mach
         jpeg(&[&app0(), &sof(0xC0, 8, 10, 20, 3)])[..30].to_vec(),
         jpeg(&[&[0xFF, 0xE1, 0xFF, 0xFF, 1, 2, 3]]),
         jpeg(&[&[0xFF, 0xFF, 0xFF]]),
+        jpeg(&[
+            b"ab",
+            &app0(),
+            &[0xFF, 0x00, 7],
+            &dqt(),
+            b"c",
+            &sof(0xC0, 8, 1, 1, 1),
+        ]),
+        jpeg(&[&[0xFF, 0xFF, 0x00, 0xFF], &sof(0xC0, 8, 1, 1, 1)]),
+        jpeg(&[b"xy", &[0xFF, 0xD8]]),
+        jpeg(&[
+            b"xy",
+            &[0xFF, 0x01, 0xFF, 0xE0, 0, 2],
+            b"z",
+            &sof(0xC0, 8, 2, 3, 1),
+        ]),
+        jpeg(&[&app0(), b"trailing"]),
     ];
     for file in &cases {
         let whole = probe(file);

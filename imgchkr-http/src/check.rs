@@ -23,6 +23,11 @@ pub struct CheckLine<'a> {
     pub height: Option<u32>,
     /// The failure texts, empty when valid.
     pub errors: Vec<String>,
+    /// What the header probe tolerated (JPEG bytes skipped as libjpeg skips them); left out
+    /// when there is nothing to say, so that the lines of clean files keep their shape. A
+    /// warning never makes a file invalid.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl<'a> CheckLine<'a> {
@@ -36,6 +41,7 @@ impl<'a> CheckLine<'a> {
             width: dims.map(|d| d.0),
             height: dims.map(|d| d.1),
             errors: report.error_texts(),
+            warnings: report.warnings(),
         }
     }
 
@@ -46,10 +52,15 @@ impl<'a> CheckLine<'a> {
             (Some(format), _, _) => format!(" ({format})"),
             _ => String::new(),
         };
-        if self.valid {
+        let verdict = if self.valid {
             format!("{}: valid{what}", self.path)
         } else {
             format!("{}: invalid{what}: {}", self.path, self.errors.join("; "))
+        };
+        if self.warnings.is_empty() {
+            verdict
+        } else {
+            format!("{verdict} (warning: {})", self.warnings.join("; "))
         }
     }
 }

@@ -69,6 +69,10 @@ pub struct LimitArgs {
     /// with `Corrupt image data: <reason>`).
     #[arg(long, env = "IMGCHKR_VERIFY", default_value = "header", value_parser = ["header", "decode"])]
     pub verify: String,
+    /// JPEG: refuse extraneous bytes between marker segments as ITU-T T.81 does, instead of
+    /// skipping them as libjpeg does with a warning.
+    #[arg(long, env = "IMGCHKR_STRICT")]
+    pub strict: bool,
 }
 
 impl LimitArgs {
@@ -82,6 +86,7 @@ impl LimitArgs {
         if self.verify == "decode" {
             policy.verify = imgchkr_core::Verify::Decode;
         }
+        policy.strict = self.strict;
         policy
     }
 }

@@ -142,3 +142,65 @@ fn formats_and_decode_verification_widen_and_deepen_the_check() {
         "{out}"
     );
 }
+
+/// A real JPEG with `junk` inserted right after its first segment (APP0), where the next
+/// marker should start.
+fn with_junk_after_app0(jpeg: &[u8], junk: &[u8]) -> (Vec<u8>, usize) {
+    let at = 4 + usize::from(u16::from_be_bytes([jpeg[4], jpeg[5]]));
+    let mut out = jpeg[..at].to_vec();
+    out.extend_from_slice(junk);
+    out.extend_from_slice(&jpeg[at..]);
+    (out, at)
+}
+
+#[test]
+fn extraneous_bytes_warn_by_default_and_fail_with_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let (junk, at) = with_junk_after_app0(&real_jpeg(32, 16), b"hello");
+    std::fs::write(dir.path().join("junk.jpg"), &junk).unwrap();
+    std::fs::write(dir.path().join("ok.jpg"), real_jpeg(8, 8)).unwrap();
+    // The marker after the junk is the encoder's second segment's.
+    let next = junk[at + 5 + 1];
+    let warning = format!("Skipped 5 extraneous bytes at offset {at} before marker 0xFF{next:02X}");
+
+    // Default: libjpeg's reading, valid, with the warning; a clean file's line has no
+    // `warnings` field at all.
+    let (code, out, _) = check(dir.path(), &["--json", "junk.jpg", "ok.jpg"]);
+    assert_eq!(code, Some(0), "{out}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines[0],
+        json!({"path": "junk.jpg", "valid": true, "format": "jpeg", "width": 32, "height": 16,
+               "errors": [], "warnings": [warning]})
+    );
+    assert_eq!(
+        lines[1],
+        json!({"path": "ok.jpg", "valid": true, "format": "jpeg", "width": 8, "height": 8, "errors": []})
+    );
+    let (code, out, _) = check(dir.path(), &["junk.jpg"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        out.trim(),
+        format!("junk.jpg: valid (jpeg 32x16) (warning: {warning})")
+    );
+
+    // --strict: today's T.81 refusal, no warning.
+    let (code, out, _) = check(dir.path(), &["--json", "--strict", "junk.jpg", "ok.jpg"]);
+    assert_eq!(code, Some(1), "{out}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["valid"], false);
+    assert_eq!(
+        lines[0]["errors"],
+        json!([format!(
+            "Invalid JPEG header: expected a marker at offset {at}, found 0x68"
+        )])
+    );
+    assert!(lines[0].get("warnings").is_none(), "{out}");
+    assert_eq!(lines[1]["valid"], true);
+}

@@ -1,5 +1,5 @@
 //! Writes the fuzz seed corpus: `gen-corpus <dir>` fills `<dir>/{probe,incremental_feed,
-//! differential,differential_formats,submission}` with generated inputs (nothing is checked
+//! differential_libjpeg,differential_formats,submission}` with generated inputs (nothing is checked
 //! in): JPEGs, and PNG, GIF, WebP (VP8, VP8L, VP8X) and BMP files from `image`'s encoders and
 //! the benches' VP8 writer.
 
@@ -82,7 +82,10 @@ fn jpegs() -> Vec<(&'static str, Vec<u8>)> {
             "png",
             b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x10\0\0\0\x10\x08\x02\0\0\0".to_vec(),
         ),
-        ("gif", b"GIF89a\x10\x00\x10\x00\x00\x00\x00".to_vec()),
+        (
+            "gif",
+            b"GIF89a\x10\x00\x10\x00\x00\x00\x00,\x00\x00\x00\x00\x10\x00\x10\x00\x00".to_vec(),
+        ),
         ("webp", b"RIFF\x24\0\0\0WEBPVP8 ".to_vec()),
         ("empty", Vec::new()),
         ("soi", vec![0xFF, 0xD8]),
@@ -102,6 +105,22 @@ fn jpegs() -> Vec<(&'static str, Vec<u8>)> {
     let mut garbage = vec![0xFF, 0xD8, 0x00, 0x12, 0xFF, 0x00];
     garbage.extend_from_slice(&frame(0xC0, 8, 2, 3, &[[1, 0x11, 0]])[2..]);
     out.push(("garbage-between", garbage));
+    // Real files with junk between segments, as libjpeg skips it: text after APP0, `FF 00`
+    // before the tables, an APP segment a few bytes short.
+    let real = baseline(16, 8);
+    let app0_end = 4 + usize::from(u16::from_be_bytes([real[4], real[5]]));
+    for (name, junk) in [
+        ("junk-text", &b"hello"[..]),
+        ("junk-ff00", &[0xFF, 0x00, 0xFF, 0xFF, 0x00][..]),
+    ] {
+        let mut file = real[..app0_end].to_vec();
+        file.extend_from_slice(junk);
+        file.extend_from_slice(&real[app0_end..]);
+        out.push((name, file));
+    }
+    let mut short = real.clone();
+    short[5] -= 3;
+    out.push(("junk-short-app0", short));
     out
 }
 
@@ -190,7 +209,7 @@ fn main() {
     }
     for (name, bytes) in jpegs().into_iter().chain(others) {
         write("probe", name, &bytes);
-        write("differential", name, &bytes);
+        write("differential_libjpeg", name, &bytes);
         // Schedules: whole chunks; 1-byte exact; early/late/stale mixes.
         for (i, schedule) in [&[][..], &[0x00], &[0x23, 0x45, 0x9F], &[0x61, 0x02, 0xE7]]
             .iter()
@@ -207,7 +226,7 @@ fn main() {
         write("submission", &format!("body-{i}"), body.as_bytes());
     }
     println!(
-        "wrote {n} JPEG/format seeds (probe, differential, incremental x4) and {} submission seeds to {}",
+        "wrote {n} JPEG/format seeds (probe, differential_libjpeg, incremental x4) and {} submission seeds to {}",
         BODIES.len(),
         dir.display()
     );

@@ -12,7 +12,9 @@ pub enum HeaderError {
     /// The input ends inside the frame header.
     #[error("truncated inside the frame header")]
     TruncatedInFrameHeader,
-    /// A byte other than `FF` where a marker must start (T.81 B.1.1.2).
+    /// A byte other than `FF` where a marker must start (T.81 B.1.1.2). The walks skip such
+    /// bytes as libjpeg does and record them ([`Extraneous`](super::Extraneous)); a strict
+    /// policy reports this instead ([`Extraneous::strict_error`](super::Extraneous::strict_error)).
     #[error("expected a marker at offset {offset}, found 0x{found:02X}")]
     ExpectedMarker {
         /// Offset of the offending byte.
@@ -20,7 +22,8 @@ pub enum HeaderError {
         /// The byte found.
         found: u8,
     },
-    /// `FF 00` where a marker must be: a stuffed byte outside entropy-coded data.
+    /// `FF 00` where a marker must be: a stuffed byte outside entropy-coded data. Skipped and
+    /// recorded like [`HeaderError::ExpectedMarker`]; reported by a strict policy.
     #[error("invalid marker 0xFF{code:02X} at offset {offset}")]
     InvalidMarker {
         /// Offset of the marker's `FF`.
@@ -134,6 +137,74 @@ pub enum HeaderError {
     /// BMP: a DIB header size that no BMP version uses.
     #[error("unknown DIB header size {0}")]
     BadDibHeader(u32),
+    /// JPEG: more extraneous bytes between marker segments than a walk skips (libjpeg skips
+    /// any number; imgchkr stops at [`MAX_EXTRANEOUS`](super::MAX_EXTRANEOUS) so that a probe
+    /// of a file of junk stays bounded).
+    #[error(
+        "more than {} extraneous bytes before the frame header (the first at offset {offset})",
+        super::MAX_EXTRANEOUS
+    )]
+    TooMuchExtraneousData {
+        /// Offset of the first extraneous byte.
+        offset: u64,
+    },
+    /// GIF: a byte that starts no block (extension `21`, image `2C` or trailer `3B`) where a
+    /// block must start.
+    #[error("unknown block 0x{found:02X} at offset {offset}")]
+    BadGifBlock {
+        /// Offset of the byte.
+        offset: u64,
+        /// The byte found.
+        found: u8,
+    },
+    /// GIF: the trailer comes before any image descriptor: there is no frame to show.
+    #[error("no image before the trailer at offset {offset}")]
+    NoGifImage {
+        /// Offset of the trailer.
+        offset: u64,
+    },
+    /// BMP: a colour-plane count other than 1.
+    #[error("{0} colour planes (must be 1)")]
+    BadPlanes(u16),
+    /// BMP: a bit count that no BMP version uses with this header.
+    #[error("invalid bit count {0}")]
+    BadBitCount(u16),
+    /// BMP: a compression the header's version does not define, or one that does not go
+    /// with the bit count (RLE8 needs 8 bits, RLE4 4, bit fields 16 or 32, JPEG and PNG 0).
+    #[error("invalid compression {compression} for {bits} bits per pixel")]
+    BadCompression {
+        /// biCompression.
+        compression: u32,
+        /// biBitCount.
+        bits: u16,
+    },
+    /// BMP: top-down rows (a negative height) with a compression other than none or bit
+    /// fields, which the format forbids.
+    #[error("top-down rows with compression {0}")]
+    TopDownCompressed(u32),
+    /// BMP: more palette entries than the bit count can index (at most 2^bits up to 8 bits
+    /// per pixel, 65,536 above).
+    #[error("a palette of {colours} entries for {bits} bits per pixel")]
+    BadPaletteSize {
+        /// biClrUsed.
+        colours: u32,
+        /// biBitCount.
+        bits: u16,
+    },
+    /// WebP: a header field the WebP container or bitstream specification does not allow.
+    #[error("invalid {0}")]
+    BadWebpField(&'static str),
+    /// WebP: a still image whose VP8X canvas is not its bitstream's size.
+    #[error(
+        "VP8X canvas {}x{} differs from the image's {}x{}",
+        canvas.0, canvas.1, image.0, image.1
+    )]
+    WebpCanvasMismatch {
+        /// The VP8X canvas width and height.
+        canvas: (u32, u32),
+        /// The VP8 / VP8L frame's width and height.
+        image: (u32, u32),
+    },
 }
 
 fn marker_name(marker: u8) -> &'static str {

@@ -7,6 +7,7 @@
 
 use super::error::HeaderError;
 use super::format::{JpegFrame, Process};
+use super::resync::Extraneous;
 use super::{Format, ImageInfo};
 
 /// The DHP marker (hierarchical mode), whose segment has a frame header's layout (B.3.2).
@@ -203,7 +204,11 @@ impl Frame {
 
     /// The answer: this SOFn's details, with the DHP's dimensions `dhp` in hierarchical mode.
     #[inline]
-    pub(crate) fn info(&self, dhp: Option<(u16, u16)>) -> ImageInfo {
+    pub(crate) fn info(
+        &self,
+        dhp: Option<(u16, u16)>,
+        extraneous: Option<Extraneous>,
+    ) -> ImageInfo {
         let (width, height) = dhp.unwrap_or((self.width, self.height));
         ImageInfo {
             format: Format::Jpeg,
@@ -215,6 +220,7 @@ impl Frame {
                 self.precision,
                 self.components,
             )),
+            extraneous,
         }
     }
 }

@@ -12,6 +12,7 @@
 
 use super::error::HeaderError;
 use super::frame::{DHP, Frame, Seen};
+use super::resync::{self, Extraneous, Scan};
 use super::{Format, ImageInfo, ProbeError};
 
 const SOI: u8 = 0xD8;
@@ -132,24 +133,42 @@ pub(crate) fn segment_length(
 /// Walks a whole JPEG in memory, `bytes` starting with SOI, to its frame header.
 #[inline]
 pub(crate) fn walk(bytes: &[u8]) -> Result<ImageInfo, ProbeError> {
-    walk_from::<false>(bytes, 2)
+    walk_from::<false, false>(bytes, 2, None, None)
 }
 
-/// The walk from the marker at `pos`; `HIERARCHICAL` from a DHP segment on. The common,
-/// non-hierarchical walk carries no DHP state: it hands over at the first DHP.
+/// The walk from the marker at `pos`; `HIERARCHICAL` from a DHP segment on (`dhp`, its
+/// dimensions), `RESYNCED` once extraneous bytes were skipped (`extra`, what was skipped).
+/// The common walk, neither, carries no DHP and no skip record: it hands over to a walk that
+/// does at the first DHP or at the first extraneous byte, so that its loop and its answer stay
+/// as lean as a strict walk's.
 #[inline]
-fn walk_from<const HIERARCHICAL: bool>(bytes: &[u8], pos: usize) -> Result<ImageInfo, ProbeError> {
+fn walk_from<const HIERARCHICAL: bool, const RESYNCED: bool>(
+    bytes: &[u8],
+    pos: usize,
+    mut dhp: Option<(u16, u16)>,
+    mut extra: Option<Extraneous>,
+) -> Result<ImageInfo, ProbeError> {
     let mut rest = bytes.get(pos..).unwrap_or_default();
-    // The offset of `rest` in the input, for error reports only.
-    let at = |rest: &[u8]| (bytes.len() - rest.len()) as u64;
-    let mut dhp = None;
+    // The offset of `rest` in the input, for error reports and resynchronisation only.
+    let at = |rest: &[u8]| bytes.len() - rest.len();
     // Each turn reads a marker and the two bytes after it, the length if it has one.
     while let Some((&[prefix, code, hi, lo], body)) = rest.split_first_chunk::<4>() {
-        let kind = marker(at(rest), prefix, code).map_err(malformed)?;
+        let kind = match marker(at(rest) as u64, prefix, code) {
+            Ok(kind) => kind,
+            // Extraneous bytes: on to the next marker, as libjpeg does.
+            Err(refusal) if !RESYNCED => {
+                return resynced::<HIERARCHICAL>(bytes, at(rest), refusal, dhp);
+            }
+            Err(refusal) => {
+                let ff = resync(bytes, at(rest), refusal, &mut extra).map_err(malformed)?;
+                rest = &bytes[ff..];
+                continue;
+            }
+        };
         let length = u16::from_be_bytes([hi, lo]);
         let skip = 2 + usize::from(length);
         if kind == Marker::Segment {
-            segment_length(code, at(rest), length, false).map_err(malformed)?;
+            segment_length(code, at(rest) as u64, length, false).map_err(malformed)?;
             // A segment that runs past the end leaves nothing: a truncation.
             rest = rest.get(skip..).unwrap_or_default();
             continue;
@@ -166,19 +185,72 @@ fn walk_from<const HIERARCHICAL: bool>(bytes: &[u8], pos: usize) -> Result<Image
                 .unwrap_or_default();
             continue;
         }
-        segment_length(code, at(rest), length, true).map_err(malformed)?;
+        segment_length(code, at(rest) as u64, length, true).map_err(malformed)?;
         let frame = Frame::parse(code, length, body).map_err(malformed)?;
         if !frame.is_dhp() {
-            return Ok(frame.info(dhp));
+            return Ok(frame.info(dhp, extra));
         }
         // Hierarchical mode: the DHP gives the image's size; the frames follow.
         if !HIERARCHICAL {
-            return hierarchical(bytes, at(rest) as usize);
+            return hierarchical::<RESYNCED>(bytes, at(rest), extra);
         }
         dhp = Some(frame.size());
         rest = rest.get(skip..).unwrap_or_default();
     }
-    Err(malformed(tail(rest, at(rest))))
+    Err(malformed(tail(bytes, at(rest), &mut extra)))
+}
+
+/// The walk from the two bytes at `from` that `refusal` names, when they are the first
+/// extraneous bytes: skipped, then the walk goes on recording what it skips.
+#[cold]
+#[inline(never)]
+fn resynced<const HIERARCHICAL: bool>(
+    bytes: &[u8],
+    from: usize,
+    refusal: HeaderError,
+    dhp: Option<(u16, u16)>,
+) -> Result<ImageInfo, ProbeError> {
+    let mut extra = None;
+    let ff = resync(bytes, from, refusal, &mut extra).map_err(malformed)?;
+    walk_from::<HIERARCHICAL, true>(bytes, ff, dhp, extra)
+}
+
+/// After `refusal` of the two bytes at `from` where a marker must be: if they are
+/// extraneous (not `FF`, or `FF 00`), libjpeg's scan from there to the next marker, noted in
+/// `extra`; returns the offset of that marker's `FF`. Any other refusal stands.
+#[cold]
+#[inline(never)]
+fn resync(
+    bytes: &[u8],
+    from: usize,
+    refusal: HeaderError,
+    extra: &mut Option<Extraneous>,
+) -> Result<usize, HeaderError> {
+    if !is_extraneous(refusal) {
+        return Err(refusal);
+    }
+    let before = extra.map_or(0, |e| e.total);
+    let first = extra.map_or(from as u64, |e| e.offset);
+    let mut scan = Scan::default();
+    for (i, &b) in bytes.iter().enumerate().skip(from) {
+        match scan.byte(b) {
+            None => scan.check(before, first)?,
+            Some(code) => {
+                resync::note(extra, from as u64, bytes[from], scan.discarded, code);
+                return Ok(i - 1);
+            }
+        }
+    }
+    Err(HeaderError::TruncatedBeforeFrameHeader)
+}
+
+/// Whether a marker refusal is one libjpeg skips over: a byte other than `FF`, or `FF 00`.
+#[inline]
+fn is_extraneous(refusal: HeaderError) -> bool {
+    matches!(
+        refusal,
+        HeaderError::ExpectedMarker { .. } | HeaderError::InvalidMarker { .. }
+    )
 }
 
 /// How many `FF` bytes `bytes` starts with: eight at a time, then one at a time.
@@ -200,23 +272,32 @@ fn ff_run(bytes: &[u8]) -> usize {
 /// The walk from the DHP segment at `pos`.
 #[cold]
 #[inline(never)]
-fn hierarchical(bytes: &[u8], pos: usize) -> Result<ImageInfo, ProbeError> {
-    walk_from::<true>(bytes, pos)
+fn hierarchical<const RESYNCED: bool>(
+    bytes: &[u8],
+    pos: usize,
+    extra: Option<Extraneous>,
+) -> Result<ImageInfo, ProbeError> {
+    walk_from::<true, RESYNCED>(bytes, pos, None, extra)
 }
 
-/// Why a walk ends that has fewer than four bytes left, `rest` at offset `pos`: markers
-/// without a length may still fit, or be wrong.
+/// Why a walk ends that has fewer than four bytes left from `pos`: markers without a length
+/// may still fit, or be wrong, or extraneous bytes be skipped.
 #[cold]
-fn tail(mut rest: &[u8], mut pos: u64) -> HeaderError {
-    while let &[prefix, code, ..] = rest {
-        let step = match marker(pos, prefix, code) {
-            Err(e) => return e,
+fn tail(bytes: &[u8], mut pos: usize, extra: &mut Option<Extraneous>) -> HeaderError {
+    while let Some(&[prefix, code]) = bytes.get(pos..pos + 2) {
+        let step = match marker(pos as u64, prefix, code) {
+            Err(refusal) => match resync(bytes, pos, refusal, extra) {
+                Ok(ff) => {
+                    pos = ff;
+                    continue;
+                }
+                Err(e) => return e,
+            },
             Ok(Marker::Fill) => 1,
             Ok(Marker::StandAlone) => 2,
             Ok(Marker::Segment | Marker::Frame) => break,
         };
-        pos += step as u64;
-        rest = rest.get(step..).unwrap_or_default();
+        pos += step;
     }
     HeaderError::TruncatedBeforeFrameHeader
 }
@@ -241,6 +322,11 @@ pub(crate) struct Walker {
     frame: Frame,
     /// Component identifiers seen in this frame header.
     seen: Seen,
+    /// What was skipped so far where markers should have been.
+    extra: Option<Extraneous>,
+    /// Where the current run of extraneous bytes starts, and the byte there.
+    resync_from: u64,
+    resync_found: u8,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -253,6 +339,8 @@ enum At {
     FrameHead { code: u8, length: u16 },
     /// One component specification (Ci, Hi/Vi, Tqi); `left` of them remain.
     Component { left: u8 },
+    /// One byte of a run of extraneous bytes, scanned for the next marker as libjpeg does.
+    Resync(Scan),
 }
 
 pub(crate) enum Next {
@@ -267,6 +355,9 @@ impl Walker {
             dhp: None,
             frame: Frame::default(),
             seen: Seen::default(),
+            extra: None,
+            resync_from: 0,
+            resync_found: 0,
         }
     }
 
@@ -277,6 +368,7 @@ impl Walker {
             At::Marker | At::Length { .. } => 2,
             At::FrameHead { .. } => 6,
             At::Component { .. } => 3,
+            At::Resync(_) => 1,
         }
     }
 
@@ -289,7 +381,9 @@ impl Walker {
     /// What running out of input here means.
     pub(crate) fn truncation(&self) -> HeaderError {
         match self.at {
-            At::Marker | At::Length { .. } => HeaderError::TruncatedBeforeFrameHeader,
+            At::Marker | At::Length { .. } | At::Resync(_) => {
+                HeaderError::TruncatedBeforeFrameHeader
+            }
             At::FrameHead { .. } | At::Component { .. } => HeaderError::TruncatedInFrameHeader,
         }
     }
@@ -305,23 +399,65 @@ impl Walker {
         }
     }
 
+    /// Moves past the marker `code` of kind `kind` at `*pos`.
+    #[inline]
+    fn after_marker(&mut self, pos: &mut u64, code: u8, kind: Marker) {
+        match kind {
+            Marker::Fill => *pos += 1,
+            Marker::StandAlone => *pos += 2,
+            kind => {
+                *pos += 2;
+                self.at = At::Length {
+                    code,
+                    frame: kind == Marker::Frame,
+                };
+            }
+        }
+    }
+
     fn advance_inner(
         &mut self,
         pos: &mut u64,
         token: &[u8],
     ) -> Result<Option<ImageInfo>, HeaderError> {
         match (self.at, token) {
-            (At::Marker, &[prefix, code]) => match marker(*pos, prefix, code)? {
-                Marker::Fill => *pos += 1,
-                Marker::StandAlone => *pos += 2,
-                kind => {
-                    *pos += 2;
-                    self.at = At::Length {
-                        code,
-                        frame: kind == Marker::Frame,
-                    };
+            (At::Marker, &[prefix, code]) => match marker(*pos, prefix, code) {
+                Ok(kind) => self.after_marker(pos, code, kind),
+                Err(refusal) if is_extraneous(refusal) => {
+                    // Scanned again from this byte, one at a time, as libjpeg does.
+                    self.resync_from = *pos;
+                    self.resync_found = prefix;
+                    self.at = At::Resync(Scan::default());
                 }
+                Err(refusal) => return Err(refusal),
             },
+            (At::Resync(mut scan), &[byte]) => {
+                let at = *pos;
+                *pos += 1;
+                match scan.byte(byte) {
+                    None => {
+                        let before = self.extra.map_or(0, |e| e.total);
+                        let first = self.extra.map_or(self.resync_from, |e| e.offset);
+                        scan.check(before, first)?;
+                        self.at = At::Resync(scan);
+                    }
+                    Some(code) => {
+                        resync::note(
+                            &mut self.extra,
+                            self.resync_from,
+                            self.resync_found,
+                            scan.discarded,
+                            code,
+                        );
+                        // The marker's `FF` was the byte before; `code` is neither `00` nor
+                        // `FF`, so no fill and no second resynchronisation here.
+                        *pos = at - 1;
+                        self.at = At::Marker;
+                        let kind = marker(*pos, 0xFF, code)?;
+                        self.after_marker(pos, code, kind);
+                    }
+                }
+            }
             (At::Length { code, frame }, &[hi, lo]) => {
                 let length = u16::from_be_bytes([hi, lo]);
                 segment_length(code, *pos - 2, length, frame)?;
@@ -353,7 +489,7 @@ impl Walker {
                     self.dhp = Some(self.frame.size());
                     self.at = At::Marker;
                 } else {
-                    return Ok(Some(self.frame.info(self.dhp)));
+                    return Ok(Some(self.frame.info(self.dhp, self.extra)));
                 }
             }
             // The caller always passes `want()` bytes.

@@ -10,11 +10,15 @@ mod error;
 mod fixed;
 mod format;
 mod frame;
+mod gif;
 mod jpeg;
+mod resync;
 mod sniff;
+mod webp;
 
 pub use error::HeaderError;
 pub use format::{Coding, Format, Formats, FormatsError, JpegFrame, Process, UnknownFormatName};
+pub use resync::{Extraneous, MAX_EXTRANEOUS};
 
 use std::fmt;
 
@@ -30,6 +34,16 @@ pub struct ImageInfo {
     pub height: u32,
     /// For JPEG: what the frame header (SOFn) says besides the dimensions.
     pub jpeg: Option<JpegFrame>,
+    /// For JPEG: the extraneous bytes skipped where markers should have been, as libjpeg
+    /// skips them (`None` for a clean T.81 stream). A strict policy refuses the file instead.
+    pub extraneous: Option<Extraneous>,
+}
+
+impl ImageInfo {
+    /// The warnings about what the probe tolerated, as texts (empty for a clean header).
+    pub fn warnings(&self) -> Vec<String> {
+        self.extraneous.map(|e| e.texts()).unwrap_or_default()
+    }
 }
 
 /// Why a probe could not read dimensions.
@@ -89,8 +103,9 @@ pub enum Step {
     Need(Need),
 }
 
-/// The largest run of bytes the machine looks at in one piece (a PNG's signature + IHDR).
-const MAX_TOKEN: usize = 40;
+/// The largest run of bytes the machine looks at in one piece (a BMP's file header and
+/// BITMAPINFOHEADER, 54 bytes).
+const MAX_TOKEN: usize = 64;
 
 /// An incremental, allocation-free header probe.
 ///
@@ -127,6 +142,10 @@ enum State {
     Sniff,
     /// Walking JPEG marker segments.
     Jpeg(jpeg::Walker),
+    /// Walking GIF blocks to the first image descriptor.
+    Gif(gif::Walker),
+    /// Walking a still WebP's chunks after VP8X to its bitstream header.
+    Webp(webp::Chunks),
     /// Reading a header at fixed offsets: the first `want` bytes.
     Fixed {
         format: Format,
@@ -261,6 +280,14 @@ impl Probe {
                 format: Format::Jpeg,
                 reason: walker.truncation(),
             }),
+            State::Gif(_) => Err(ProbeError::Malformed {
+                format: Format::Gif,
+                reason: HeaderError::TruncatedHeader,
+            }),
+            State::Webp(_) => Err(ProbeError::Malformed {
+                format: Format::Webp,
+                reason: HeaderError::TruncatedHeader,
+            }),
             State::Fixed { format, .. } => Err(ProbeError::Malformed {
                 format,
                 reason: HeaderError::TruncatedHeader,
@@ -272,6 +299,8 @@ impl Probe {
         match self.state {
             State::Sniff => sniff::SNIFF_LEN,
             State::Jpeg(walker) => walker.want(),
+            State::Gif(walker) => walker.want(),
+            State::Webp(chunks) => chunks.want(),
             State::Fixed { want, .. } => want,
             State::Done(_) => 0,
         }
@@ -326,8 +355,8 @@ impl Probe {
     /// Consumes one whole token at `pos`.
     fn advance(&mut self, token: &[u8]) {
         // Only the sniff and fixed-header states read bytes again after moving on (the JPEG
-        // walk resumes inside the sniffed bytes); the walk itself only moves forward.
-        if !matches!(self.state, State::Jpeg(_)) {
+        // and GIF walks resume inside the sniffed bytes); the walks only move forward.
+        if !matches!(self.state, State::Jpeg(_) | State::Gif(_) | State::Webp(_)) {
             self.keep(token);
         }
         match self.state {
@@ -354,9 +383,39 @@ impl Probe {
                     }
                 };
             }
+            State::Gif(mut walker) => {
+                self.state = match walker.advance(&mut self.pos, token) {
+                    gif::Next::More => State::Gif(walker),
+                    gif::Next::Done(result) => State::Done(
+                        result
+                            .map(|(width, height)| fixed::info(Format::Gif, width, height))
+                            .map_err(|reason| ProbeError::Malformed {
+                                format: Format::Gif,
+                                reason,
+                            }),
+                    ),
+                };
+            }
+            State::Webp(mut chunks) => {
+                self.state = match chunks.advance(&mut self.pos, token) {
+                    webp::Next::More => State::Webp(chunks),
+                    webp::Next::Done(result) => State::Done(
+                        result
+                            .map(|(width, height)| fixed::info(Format::Webp, width, height))
+                            .map_err(|reason| ProbeError::Malformed {
+                                format: Format::Webp,
+                                reason,
+                            }),
+                    ),
+                };
+            }
             State::Fixed { format, .. } => {
                 self.state = match fixed::parse(format, token) {
                     fixed::Parsed::Need(want) => State::Fixed { format, want },
+                    fixed::Parsed::WebpChunks(canvas) => {
+                        self.pos = webp::CHUNKS;
+                        State::Webp(webp::Chunks::new(canvas))
+                    }
                     fixed::Parsed::Done(result) => State::Done(
                         result.map_err(|reason| ProbeError::Malformed { format, reason }),
                     ),
@@ -370,9 +429,11 @@ impl Probe {
 /// Where reading `format` starts after the sniff, or `None` if imgchkr does not read its
 /// dimensions.
 fn start(format: Format) -> Option<(u64, State)> {
-    if format == Format::Jpeg {
+    match format {
         // The walk resumes after SOI.
-        return Some((2, State::Jpeg(jpeg::Walker::new())));
+        Format::Jpeg => return Some((2, State::Jpeg(jpeg::Walker::new()))),
+        Format::Gif => return Some((0, State::Gif(gif::Walker::new()))),
+        _ => {}
     }
     let want = fixed::first_need(format)?;
     Some((0, State::Fixed { format, want }))
@@ -398,6 +459,12 @@ pub fn probe(bytes: &[u8]) -> Result<ImageInfo, ProbeError> {
     let Some(format) = sniff::sniff(head) else {
         return Err(ProbeError::UnknownFormat);
     };
+    if format == Format::Gif {
+        return match gif::walk(bytes) {
+            Ok((width, height)) => Ok(fixed::info(format, width, height)),
+            Err(reason) => Err(ProbeError::Malformed { format, reason }),
+        };
+    }
     match fixed::read(format, bytes) {
         None => Err(ProbeError::UnsupportedFormat(format)),
         Some(result) => result.map_err(|reason| ProbeError::Malformed { format, reason }),
