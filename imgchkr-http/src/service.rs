@@ -214,6 +214,17 @@ impl Service {
         let ids = IdDeriver::new(id_secret(&*engine).await.as_bytes());
         let admission =
             Admission::new(args.queue_capacity as u64, args.tenant_queue_share() as u64);
+        let admin = crate::admin::Admin::new(
+            args.admin_token.as_deref(),
+            args.auth_tokens
+                .iter()
+                .map(|(tenant, _)| tenant.clone())
+                .collect(),
+            args.lease_idle,
+        );
+        if !args.auth_tokens.is_empty() && !admin.has_token() {
+            info!("tenants authenticate and no --admin-token is set: /ui and /admin answer 401");
+        }
         let app = |serves_api: bool| {
             Arc::new(App {
                 engine: Arc::clone(&engine),
@@ -232,6 +243,7 @@ impl Service {
                 locations: args.remote.location_names(),
                 metrics: metrics.clone(),
                 closing: Arc::clone(&closing),
+                admin: admin.clone(),
             })
         };
         let api = match role {
