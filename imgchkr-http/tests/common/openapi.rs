@@ -20,17 +20,26 @@ fn imgchkr_addrs() -> &'static Mutex<HashSet<SocketAddr>> {
 
 /// Notes that an imgchkr server answers on `addr` (its answers are checked).
 pub fn serves_imgchkr(addr: SocketAddr) {
-    imgchkr_addrs().lock().unwrap().insert(addr);
+    imgchkr_addrs()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(addr);
 }
 
 /// Notes that the server on `addr` stopped (the port may serve something else next).
 pub fn gone(addr: SocketAddr) {
-    imgchkr_addrs().lock().unwrap().remove(&addr);
+    imgchkr_addrs()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(&addr);
 }
 
 /// Whether an imgchkr server started by this test binary answers on `addr`.
 pub fn is_imgchkr(addr: SocketAddr) -> bool {
-    imgchkr_addrs().lock().unwrap().contains(&addr)
+    imgchkr_addrs()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .contains(&addr)
 }
 
 /// The document, as compiled into the binary.
@@ -78,21 +87,29 @@ fn resolve(value: &'static Value) -> &'static Value {
 fn validate(schema: &Value, body: &Value, what: &str) {
     static VALIDATORS: OnceLock<Mutex<HashMap<String, jsonschema::Validator>>> = OnceLock::new();
     let key = schema.to_string();
-    let mut validators = VALIDATORS.get_or_init(Mutex::default).lock().unwrap();
-    let validator = validators.entry(key).or_insert_with(|| {
-        // The schema with the document's components beside it: `#/components/...` resolves.
-        let mut rooted = schema.clone();
-        rooted["components"] = document()["components"].clone();
-        jsonschema::options()
-            .with_draft(jsonschema::Draft::Draft202012)
-            .should_validate_formats(true)
-            .build(&rooted)
-            .unwrap_or_else(|e| panic!("schema of {what}: {e}"))
-    });
-    let errors: Vec<String> = validator
-        .iter_errors(body)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
+    // No assertion while the cache is locked: a failed check must not poison it for the
+    // other tests of the binary.
+    let errors: Vec<String> = {
+        let mut validators = VALIDATORS
+            .get_or_init(Mutex::default)
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let validator = validators.entry(key).or_insert_with(|| {
+            // The schema with the document's components beside it: `#/components/...`
+            // resolves.
+            let mut rooted = schema.clone();
+            rooted["components"] = document()["components"].clone();
+            jsonschema::options()
+                .with_draft(jsonschema::Draft::Draft202012)
+                .should_validate_formats(true)
+                .build(&rooted)
+                .unwrap_or_else(|e| panic!("schema of {what}: {e}"))
+        });
+        validator
+            .iter_errors(body)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect()
+    };
     assert!(
         errors.is_empty(),
         "{what}: the response does not match /openapi.json: {errors:?}\nbody: {body}"
