@@ -131,16 +131,46 @@ impl Browser {
         while !f(self) {
             assert!(
                 Instant::now() < end,
-                "timed out waiting for {what}; the page's text: {}",
+                "timed out waiting for {what}; the page says {:?}: {}",
+                self.text("#engine"),
                 self.text("main")
             );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
+    /// Sends `header: value` with every request of the page (a Chrome DevTools command
+    /// through chromedriver): how the test presents the admin token.
+    fn always_send(&self, header: &str, value: &str) {
+        let client = self.client();
+        self.run(client.issue_cmd(Cdp(json!({"cmd": "Network.enable", "params": {}}))))
+            .unwrap();
+        let headers = json!({"cmd": "Network.setExtraHTTPHeaders",
+                             "params": {"headers": {header: value}}});
+        self.run(client.issue_cmd(Cdp(headers))).unwrap();
+    }
+
     fn screenshot(&self, path: &std::path::Path) {
         let png = self.run(self.client().screenshot()).unwrap();
         std::fs::write(path, png).unwrap();
+    }
+}
+
+/// A Chrome DevTools Protocol command, `{"cmd": ..., "params": ...}`.
+#[derive(Debug)]
+struct Cdp(Value);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/goog/cdp/execute", session.unwrap_or("")))
+    }
+
+    fn method_and_body(&self, _url: &url::Url) -> (hyper::Method, Option<String>) {
+        (hyper::Method::POST, Some(self.0.to_string()))
     }
 }
 
@@ -306,7 +336,8 @@ fn screenshots(browser: &Browser, dir: PathBuf) {
         let auth = format!("Bearer {token}");
         server.post_json(&[("authorization", &auth)], &hooks.submission("ok.jpg"));
     }
-    let url = format!("http://ops:ops@{}/ui", server.addr);
+    let url = format!("http://{}/ui", server.addr);
+    browser.always_send("Authorization", "Bearer ops");
     browser
         .run(browser.client().set_window_size(1280, 1500))
         .unwrap();
