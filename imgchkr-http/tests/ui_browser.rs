@@ -166,7 +166,10 @@ impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
         base: &url::Url,
         session: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
-        base.join(&format!("session/{}/goog/cdp/execute", session.unwrap_or("")))
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or("")
+        ))
     }
 
     fn method_and_body(&self, _url: &url::Url) -> (hyper::Method, Option<String>) {
