@@ -22,6 +22,8 @@ pub const VALIDATE_BYTES: &str = "imgchkr_validate_bytes_read_total";
 /// Webhook deliveries by event and outcome (`delivered`, `failed`), counted by
 /// imgchkr-notify.
 pub const WEBHOOK_DELIVERIES: &str = "imgchkr_webhook_deliveries_total";
+/// Each webhook attempt's latency by event, seconds (recorded by imgchkr-notify).
+pub const WEBHOOK_ATTEMPT_SECONDS: &str = "imgchkr_webhook_attempt_seconds";
 /// Submissions refused because the queue was full.
 pub const QUEUE_REJECTIONS: &str = "imgchkr_queue_rejections_total";
 
@@ -53,11 +55,18 @@ pub fn collect_process() {
         .collect();
 }
 
+/// Webhook attempts take network round trips, up to the attempt timeout (15 s by default).
+const WEBHOOK_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0,
+];
+
 /// Installs the global recorder and returns the handle that renders it. Histograms get
 /// buckets (not the exporter's default summaries), so they aggregate across instances.
 pub fn install() -> Result<PrometheusHandle, String> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), LATENCY_BUCKETS)
+        .map_err(|e| e.to_string())?
+        .set_buckets_for_metric(Matcher::Full(WEBHOOK_ATTEMPT_SECONDS.into()), WEBHOOK_BUCKETS)
         .map_err(|e| e.to_string())?
         .install_recorder()
         .map_err(|e| e.to_string())?;

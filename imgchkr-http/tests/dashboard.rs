@@ -282,3 +282,59 @@ fn a_shared_deployment_reads_its_workers_from_their_heartbeats() {
     // Its history stays in the totals.
     assert_eq!(d["totals"]["success"], 3, "{d}");
 }
+
+/// The metric names of every PromQL expression in deploy/ (alert rules, Grafana dashboard):
+/// `imgchkr_*` and `process_*` tokens, a histogram's `_bucket`/`_count`/`_sum` series named by
+/// their family.
+fn metrics_named_in_deploy_files() -> Vec<(String, String)> {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let mut names = vec![];
+    for file in ["prometheus/alerts.yml", "grafana/imgchkr.json"] {
+        let text = std::fs::read_to_string(deploy.join(file)).unwrap();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find(|c: char| c == 'i' || c == 'p') {
+            let tail = &rest[at..];
+            let token: String = tail
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            let boundary = rest[..at]
+                .chars()
+                .last()
+                .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
+            if boundary
+                && (token.starts_with("imgchkr_") || token.starts_with("process_"))
+                && token.len() > "process_".len()
+            {
+                names.push((file.to_owned(), token.clone()));
+            }
+            rest = &tail[token.len().max(1)..];
+        }
+    }
+    names
+}
+
+#[test]
+fn deploy_files_name_only_metrics_the_service_exports() {
+    let hooks = Receiver::start();
+    let server = Server::start(&["--heartbeat", "300ms"]);
+    three_jobs(&server, &hooks);
+    let exposition = server.get("/metrics").body_text();
+    let families: Vec<(&str, &str)> = exposition
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .collect();
+    let named = metrics_named_in_deploy_files();
+    assert!(named.len() > 20, "{named:?}");
+    for (file, name) in named {
+        let exported = families.iter().any(|(family, kind)| {
+            *family == name
+                || (*kind == "histogram"
+                    && ["_bucket", "_count", "_sum"]
+                        .iter()
+                        .any(|suffix| name.strip_suffix(suffix) == Some(family)))
+        });
+        assert!(exported, "deploy/{file} uses {name}, which /metrics does not export");
+    }
+}

@@ -170,9 +170,12 @@ impl Server {
                 sink.lock().unwrap().push(line);
             }
         });
-        let addr = rx
-            .recv_timeout(DEADLINE)
-            .unwrap_or_else(|_| panic!("no ready line; logs: {:?}", logs.lock().unwrap()));
+        let Ok(addr) = rx.recv_timeout(DEADLINE) else {
+            // Not left running after the test.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no ready line; logs: {:?}", logs.lock().unwrap());
+        };
         let addr: SocketAddr = addr.parse().unwrap();
         openapi::serves_imgchkr(addr);
         Server {
