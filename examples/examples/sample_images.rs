@@ -43,7 +43,7 @@ fn flat_grey_jpeg(width: u16, height: u16) -> Vec<u8> {
     let blocks = usize::from(width.div_ceil(8)) * usize::from(height.div_ceil(8));
     let bits = blocks * 2;
     out.extend(std::iter::repeat_n(0u8, bits / 8));
-    if bits % 8 != 0 {
+    if !bits.is_multiple_of(8) {
         out.push(0xFF >> (bits % 8));
     }
     out.extend_from_slice(&[0xFF, 0xD9]); // EOI

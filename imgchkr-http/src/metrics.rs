@@ -66,7 +66,10 @@ pub fn install() -> Result<PrometheusHandle, String> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), LATENCY_BUCKETS)
         .map_err(|e| e.to_string())?
-        .set_buckets_for_metric(Matcher::Full(WEBHOOK_ATTEMPT_SECONDS.into()), WEBHOOK_BUCKETS)
+        .set_buckets_for_metric(
+            Matcher::Full(WEBHOOK_ATTEMPT_SECONDS.into()),
+            WEBHOOK_BUCKETS,
+        )
         .map_err(|e| e.to_string())?
         .install_recorder()
         .map_err(|e| e.to_string())?;

@@ -292,7 +292,7 @@ fn metrics_named_in_deploy_files() -> Vec<(String, String)> {
     for file in ["prometheus/alerts.yml", "grafana/imgchkr.json"] {
         let text = std::fs::read_to_string(deploy.join(file)).unwrap();
         let mut rest = text.as_str();
-        while let Some(at) = rest.find(|c: char| c == 'i' || c == 'p') {
+        while let Some(at) = rest.find(['i', 'p']) {
             let tail = &rest[at..];
             let token: String = tail
                 .chars()
@@ -335,6 +335,9 @@ fn deploy_files_name_only_metrics_the_service_exports() {
                         .iter()
                         .any(|suffix| name.strip_suffix(suffix) == Some(family)))
         });
-        assert!(exported, "deploy/{file} uses {name}, which /metrics does not export");
+        assert!(
+            exported,
+            "deploy/{file} uses {name}, which /metrics does not export"
+        );
     }
 }

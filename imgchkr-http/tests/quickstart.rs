@@ -70,7 +70,7 @@ fn commands() -> (Vec<String>, Vec<String>) {
             }
             current.push_str(line);
             // A command ends where its quotes are balanced.
-            if current.matches('\'').count() % 2 == 0 {
+            if current.matches('\'').count().is_multiple_of(2) {
                 commands.push(std::mem::take(&mut current));
             }
         }

@@ -177,6 +177,12 @@ mod tests {
     }
 
     #[test]
+    fn the_page_stays_small() {
+        // Everything a browser downloads for the page, before its JSON.
+        assert!(page_bytes() < 32 * 1024, "{} bytes", page_bytes());
+    }
+
+    #[test]
     fn the_page_references_only_its_own_assets() {
         for asset in &ASSETS {
             assert!(PAGE.body.contains(asset.path), "{} not linked", asset.path);
