@@ -2,7 +2,7 @@
 //!
 //! The data path reads as one line: a [`Submission`] becomes a [`Job`] ([`admission`]),
 //! recorded and queued by an [`Engine`]; the one [`worker`] loop leases it and runs it with
-//! [`run_job`], which probes the image's header ([`probe`], through [`ImageDir`] for local
+//! [`run_job`], which probes the image's header ([`probe()`], through [`ImageDir`] for local
 //! files), applies the [`Policy`], and reports each event through a [`Notifier`], recording
 //! everything in the engine ([`recorder`]).
 //!

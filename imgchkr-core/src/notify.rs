@@ -18,6 +18,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct Notification {
     /// The job.
     pub job_id: JobId,
+    /// The job's tenant (`""` when callers do not authenticate): notifiers may share their
+    /// capacity fairly across tenants.
+    pub tenant: String,
     /// The event.
     pub event: Event,
     /// The client's URL for the event.
@@ -33,6 +36,7 @@ impl Notification {
     pub fn new(job: &Job, event: Event) -> Notification {
         Notification {
             job_id: job.id,
+            tenant: job.tenant.clone(),
             event,
             url: job.notification_urls.get(event).clone(),
             webhook_id: webhook_id(job.id, event),

@@ -28,25 +28,16 @@ pub const SLOWEST_DESTINATIONS: usize = 8;
 pub struct Admin {
     /// The `--admin-token`'s digest.
     token: Option<TokenDigest>,
-    /// Tenants a job id is looked up under when the search names none (`""` first).
-    pub tenants: Vec<String>,
     /// The deployment's lease time: a worker silent for longer is dead (when its status does
     /// not say its own).
     pub lease_idle: Duration,
 }
 
 impl Admin {
-    /// `token` (`--admin-token`), the configured tenant names, the lease time.
-    pub fn new(token: Option<&str>, tenants: Vec<String>, lease_idle: Duration) -> Admin {
-        let mut all = vec![String::new()];
-        for tenant in tenants {
-            if !all.contains(&tenant) {
-                all.push(tenant);
-            }
-        }
+    /// `token` (`--admin-token`; empty is none) and the deployment's lease time.
+    pub fn new(token: Option<&str>, lease_idle: Duration) -> Admin {
         Admin {
             token: token.filter(|t| !t.is_empty()).map(digest),
-            tenants: all,
             lease_idle,
         }
     }
@@ -370,7 +361,7 @@ mod tests {
 
     #[test]
     fn admin_token_by_bearer_or_basic() {
-        let admin = Admin::new(Some("s3cret"), vec![], Duration::from_secs(60));
+        let admin = Admin::new(Some("s3cret"), Duration::from_secs(60));
         assert!(admin.check(&HeaderMap::new(), false).is_err());
         assert!(admin.check(&headers("Bearer s3cret"), true).is_ok());
         assert!(admin.check(&headers("Bearer nope"), true).is_err());
@@ -391,8 +382,9 @@ mod tests {
 
     #[test]
     fn without_a_token_open_unless_tenants_authenticate() {
-        let admin = Admin::new(None, vec!["a".into(), "a".into()], Duration::from_secs(60));
-        assert_eq!(admin.tenants, ["", "a"]);
+        let admin = Admin::new(None, Duration::from_secs(60));
+        assert!(!admin.has_token());
+        assert!(!Admin::new(Some(""), Duration::from_secs(60)).has_token());
         assert!(admin.check(&HeaderMap::new(), false).is_ok());
         assert!(admin.check(&headers("Bearer anything"), true).is_err());
     }
@@ -422,7 +414,7 @@ mod tests {
             ),
             WorkerSeen::new(WorkerId("c".into()), now, 0, "not json"),
         ];
-        let admin = Admin::new(None, vec![], Duration::from_secs(60));
+        let admin = Admin::new(None, Duration::from_secs(60));
         let engine = EngineState {
             available: true,
             reason: None,

@@ -11,8 +11,8 @@ use imgchkr_core::{Engine, Policy};
 use imgchkr_fetch::RemoteSources;
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::auth::Auth;
 use crate::monitor::EngineMonitor;
+use crate::tenants::TenantsHandle;
 use crate::webhooks::Webhooks;
 
 /// The service's shared state.
@@ -26,9 +26,9 @@ pub struct App {
     /// Whether this listener serves /assets (`false`: the `--metrics-listen` listener, which
     /// serves only /healthz, /readyz and /metrics).
     pub serves_api: bool,
-    /// Who may call /assets.
-    pub auth: Auth,
-    /// Queue capacity and the per-tenant share.
+    /// Who may call /assets, and each tenant's settings (reloaded on `SIGHUP`).
+    pub tenants: Arc<TenantsHandle>,
+    /// Queue capacity and the default per-tenant share.
     pub admission: Admission,
     /// Ids of `Idempotency-Key`s.
     pub ids: IdDeriver,

@@ -6,10 +6,12 @@
 
 use hyper::StatusCode;
 use hyper::header::{AUTHORIZATION, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::response::{self, Resp};
+use crate::tenants::{Tenant, Tenants};
 
 /// A token's SHA-256 digest.
 pub type TokenDigest = [u8; 32];
@@ -19,56 +21,42 @@ pub fn digest(token: &str) -> TokenDigest {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// The configured tokens; empty means /assets is open and jobs carry no tenant.
-#[derive(Debug, Clone, Default)]
-pub struct Auth {
-    tokens: Vec<(String, TokenDigest)>,
+/// A new random bearer token (256 bits, URL-safe base64) and its SHA-256 digest in hex, as a
+/// tenants file's `token_sha256` takes it.
+pub fn new_token() -> (String, String) {
+    use base64::Engine as _;
+    let bytes: [u8; 32] = rand::random();
+    let token = format!(
+        "imgchkr_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
+    let hex = hex::encode(digest(&token));
+    (token, hex)
 }
 
-impl Auth {
-    /// Tokens as `(tenant, token)` pairs.
-    pub fn new(tokens: &[(String, String)]) -> Auth {
-        Auth {
-            tokens: tokens
-                .iter()
-                .map(|(tenant, token)| (tenant.clone(), digest(token)))
-                .collect(),
-        }
+/// The caller's tenant: the anonymous one when no tenant is configured, else the one whose
+/// token the `Authorization: Bearer` header carries, or the 401 to answer.
+pub fn identify(tenants: &Tenants, headers: &HeaderMap) -> Result<Arc<Tenant>, Box<Resp>> {
+    if !tenants.enabled() {
+        return tenants
+            .get("")
+            .ok_or_else(|| Box::new(unauthorized("Bearer token required.")));
     }
-
-    /// Whether callers must authenticate.
-    pub fn enabled(&self) -> bool {
-        !self.tokens.is_empty()
-    }
-
-    /// The caller's tenant (`None` when auth is off), or the 401 to answer.
-    pub fn tenant(&self, headers: &HeaderMap) -> Result<Option<String>, Box<Resp>> {
-        if !self.enabled() {
-            return Ok(None);
-        }
-        let presented = headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, token) = v.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            });
-        let Some(presented) = presented else {
-            return Err(Box::new(unauthorized("Bearer token required.")));
-        };
-        // Every configured digest is compared, in constant time: timing says nothing of
-        // which token, or which part of one, matched.
-        let presented = digest(presented);
-        let mut found = None;
-        for (tenant, token) in &self.tokens {
-            if bool::from(token.ct_eq(&presented)) {
-                found = Some(tenant.clone());
-            }
-        }
-        found
-            .map(Some)
-            .ok_or_else(|| Box::new(unauthorized("Invalid bearer token.")))
-    }
+    let presented = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+    let Some(presented) = presented else {
+        return Err(Box::new(unauthorized("Bearer token required.")));
+    };
+    // Every configured digest is compared, in constant time: timing says nothing of which
+    // token, or which part of one, matched.
+    tenants
+        .by_token(&digest(presented))
+        .ok_or_else(|| Box::new(unauthorized("Invalid bearer token.")))
 }
 
 fn unauthorized(text: &str) -> Resp {
@@ -83,30 +71,33 @@ fn unauthorized(text: &str) -> Resp {
 mod tests {
     use super::*;
 
+    fn tenants() -> Tenants {
+        Tenants::from_auth_tokens(&[("a".into(), "ta".into()), ("b".into(), "tb".into())])
+    }
+
     #[test]
     fn bearer_tokens_name_tenants() {
-        let auth = Auth::new(&[("a".into(), "ta".into()), ("b".into(), "tb".into())]);
+        let tenants = tenants();
         let mut headers = HeaderMap::new();
-        assert!(auth.tenant(&headers).is_err());
+        assert!(identify(&tenants, &headers).is_err());
         headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer tb"));
-        assert_eq!(auth.tenant(&headers).unwrap(), Some("b".into()));
+        assert_eq!(identify(&tenants, &headers).unwrap().name, "b");
         headers.insert(AUTHORIZATION, HeaderValue::from_static("bearer nope"));
-        assert!(auth.tenant(&headers).is_err());
-        assert_eq!(Auth::default().tenant(&headers).unwrap(), None);
+        assert!(identify(&tenants, &headers).is_err());
+        assert_eq!(identify(&Tenants::default(), &headers).unwrap().name, "");
     }
 
     #[test]
     fn tokens_of_any_length_are_compared_as_equal_length_digests() {
         // A short guess, a prefix of the token and a longer one: all compared as 32-byte
         // digests, so a length mismatch cannot end a comparison early.
-        let auth = Auth::new(&[("a".into(), "a-long-secret-token".into())]);
+        let tenants = Tenants::from_auth_tokens(&[("a".into(), "a-long-secret-token".into())]);
         for guess in ["a", "a-long-secret", "a-long-secret-token-and-more"] {
             assert_eq!(digest(guess).len(), 32);
             let mut headers = HeaderMap::new();
             let value = format!("Bearer {guess}");
             headers.insert(AUTHORIZATION, HeaderValue::from_str(&value).unwrap());
-            assert!(auth.tenant(&headers).is_err(), "{guess}");
+            assert!(identify(&tenants, &headers).is_err(), "{guess}");
         }
-        assert!(auth.tokens.iter().all(|(_, d)| d.len() == 32));
     }
 }

@@ -42,6 +42,9 @@ pub enum Command {
     /// Validate local files with the service's rules and texts; exit 0 if all are valid,
     /// 1 if any is invalid, 2 on a usage error.
     Check(CheckArgs),
+    /// Print a new random bearer token and its `token_sha256 = ["…"]` line for a tenants
+    /// file.
+    Token,
 }
 
 /// The validation limits, shared by `serve` and `check`.
@@ -151,6 +154,32 @@ pub struct ServeArgs {
     /// forgotten (never another tenant's).
     #[arg(long, env = "IMGCHKR_MAX_JOBS", default_value_t = 100_000)]
     pub max_jobs: u64,
+    /// Tenants in TOML (tokens by SHA-256, notify_allow, locations, image_subdir,
+    /// rate_limit, max_queued, request_secret); read again on SIGHUP. Beside any
+    /// --auth-token. With neither, /assets is open.
+    #[arg(long, env = "IMGCHKR_TENANTS", value_name = "FILE")]
+    pub tenants: Option<PathBuf>,
+    /// Jobs one tenant may have in flight at once, across every worker [default: with
+    /// several tenants configured, --max-concurrent-jobs divided among them; else no cap].
+    #[arg(long, env = "IMGCHKR_TENANT_MAX_IN_FLIGHT", value_parser = clap::value_parser!(u64).range(1..))]
+    pub tenant_max_in_flight: Option<u64>,
+    /// Serve HTTPS on --listen with this PEM certificate chain (with --tls-key); read again
+    /// on SIGHUP.
+    #[arg(
+        long,
+        env = "IMGCHKR_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "IMGCHKR_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
     /// A tenant and its bearer token, TENANT:TOKEN; repeatable. With none, /assets is open.
     #[arg(long = "auth-token", env = "IMGCHKR_AUTH_TOKENS", hide_env_values = true, value_delimiter = ',', value_parser = parse_token)]
     pub auth_tokens: Vec<(String, String)>,
@@ -274,16 +303,10 @@ impl ServeArgs {
     }
 
     /// How many jobs one tenant may have waiting.
-    pub fn tenant_queue_share(&self) -> usize {
-        let tenants = self
-            .auth_tokens
-            .iter()
-            .map(|(tenant, _)| tenant)
-            .collect::<std::collections::HashSet<_>>()
-            .len()
-            .max(1);
+    /// How many jobs one tenant may have waiting, `tenants` being configured.
+    pub fn tenant_queue_share(&self, tenants: usize) -> usize {
         self.tenant_queue_share
-            .unwrap_or(self.queue_capacity / tenants)
+            .unwrap_or(self.queue_capacity / tenants.max(1))
             .clamp(1, self.queue_capacity.max(1))
     }
 }

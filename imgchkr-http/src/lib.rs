@@ -26,5 +26,8 @@ pub mod runtime;
 pub mod server;
 pub mod service;
 pub mod shutdown;
+pub mod signing;
+pub mod tenants;
+pub mod tls;
 pub mod validation;
 pub mod webhooks;

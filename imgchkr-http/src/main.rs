@@ -24,6 +24,12 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Command::Token => {
+            let (token, line) = imgchkr_http::auth::new_token();
+            println!("token: {token}");
+            println!("token_sha256 = [\"{line}\"]");
+            return ExitCode::SUCCESS;
+        }
         Command::Serve(args) => (Role::Serve, args),
         Command::Api(args) => (Role::Api, args),
         Command::Worker(args) => (Role::Worker, args),

@@ -24,6 +24,8 @@ pub const VALIDATE_BYTES: &str = "imgchkr_validate_bytes_read_total";
 pub const WEBHOOK_DELIVERIES: &str = "imgchkr_webhook_deliveries_total";
 /// Each webhook attempt's latency by event, seconds (recorded by imgchkr-notify).
 pub const WEBHOOK_ATTEMPT_SECONDS: &str = "imgchkr_webhook_attempt_seconds";
+/// Submissions refused because their tenant's rate was exceeded.
+pub const RATE_LIMITED: &str = "imgchkr_rate_limited_total";
 /// Submissions refused because the queue was full.
 pub const QUEUE_REJECTIONS: &str = "imgchkr_queue_rejections_total";
 
@@ -86,7 +88,13 @@ fn zero() {
     for state in ["success", "failed"] {
         metrics::counter!(JOBS, "state" => state).absolute(0);
     }
-    for counter in [REDELIVERED, PARKED, VALIDATE_BYTES, QUEUE_REJECTIONS] {
+    for counter in [
+        REDELIVERED,
+        PARKED,
+        VALIDATE_BYTES,
+        QUEUE_REJECTIONS,
+        RATE_LIMITED,
+    ] {
         metrics::counter!(counter).absolute(0);
     }
     // imgchkr-notify's deliveries: the webhook-failure alert divides by their rate.
@@ -121,6 +129,10 @@ fn describe() {
     metrics::describe_counter!(PARKED, "Jobs parked as failed after too many deliveries.");
     metrics::describe_histogram!(VALIDATION_SECONDS, "Header probe and policy check time.");
     metrics::describe_counter!(VALIDATE_BYTES, "Body bytes read by POST /validate.");
+    metrics::describe_counter!(
+        RATE_LIMITED,
+        "Submissions refused with 429, tenant rate exceeded."
+    );
     metrics::describe_counter!(
         QUEUE_REJECTIONS,
         "Submissions refused with 503, queue full."

@@ -127,17 +127,18 @@ async fn dispatch(app: &App, route: Route<'_>, request: Request<Incoming>) -> Re
         (Route::Validate, &Method::POST) => {}
         _ => return method_not_allowed(&route, &method),
     }
-    let tenant = match app.auth.tenant(request.headers()) {
-        Ok(tenant) => tenant.unwrap_or_default(),
+    let tenant = match crate::auth::identify(&app.tenants.current(), request.headers()) {
+        Ok(tenant) => tenant,
         Err(refusal) => return *refusal,
     };
     let query = request.uri().query();
+    let name = tenant.name.as_str();
     match route {
         Route::Images if method == Method::POST => submit::submit(app, &tenant, request).await,
-        Route::Images | Route::Assets => list::list(app, &tenant, query).await,
-        Route::Job(id) if method == Method::DELETE => get::cancel(app, &tenant, id).await,
-        Route::Validate => validate::validate(app, request).await,
-        Route::Job(id) => get::get(app, &tenant, id).await,
+        Route::Images | Route::Assets => list::list(app, name, query).await,
+        Route::Job(id) if method == Method::DELETE => get::cancel(app, name, id).await,
+        Route::Validate => validate::validate(app, &tenant, request).await,
+        Route::Job(id) => get::get(app, name, id).await,
         _ => response::error(StatusCode::NOT_FOUND, "path", "No such resource."),
     }
 }

@@ -26,6 +26,7 @@ use tracing::{debug, warn};
 
 use crate::app::App;
 use crate::routes;
+use crate::tls::Tls;
 
 /// Connection settings.
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +89,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     config: HttpConfig,
+    tls: Option<Arc<Tls>>,
     stop: impl Future<Output = ()>,
 ) {
     let mut http = http1::Builder::new();
@@ -140,12 +142,41 @@ pub async fn serve(
             }
         });
         let builder = if limited { &last_resort } else { &http };
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let Some(tls) = &tls else {
+            let connection =
+                graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    debug!(error = %e, "connection ended with an error");
+                }
+                // The lane's permit goes back as the connection ends.
+                drop(lane);
+            });
+            continue;
+        };
+        // The handshake runs in the connection's task, bounded like a request's headers: a
+        // client that never finishes it holds its lane's permit no longer than that.
+        let acceptor = tls.acceptor();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let handshake_timeout = config.header_read_timeout;
         tokio::spawn(async move {
+            let stream =
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        debug!(error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        debug!("TLS handshake timed out");
+                        return;
+                    }
+                };
+            let connection = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
             if let Err(e) = connection.await {
                 debug!(error = %e, "connection ended with an error");
             }
-            // The lane's permit goes back as the connection ends.
             drop(lane);
         });
     }

@@ -37,10 +37,11 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::app::App;
-use crate::auth::Auth;
 use crate::cli::ServeArgs;
 use crate::monitor::EngineMonitor;
 use crate::server::{self, HttpConfig};
+use crate::tenants::{TenantsError, TenantsHandle};
+use crate::tls::Tls;
 use crate::validation::Validation;
 use crate::webhooks::{Checked, Webhooks};
 
@@ -91,6 +92,12 @@ pub enum ServiceError {
     /// The remote location settings are invalid.
     #[error("invalid remote location configuration: {0}")]
     Remote(String),
+    /// The tenants file cannot be used.
+    #[error(transparent)]
+    Tenants(#[from] TenantsError),
+    /// The TLS certificate or key cannot be used.
+    #[error("invalid TLS configuration: {0}")]
+    Tls(String),
     /// An address could not be listened on.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -175,12 +182,26 @@ impl Service {
             )));
         }
         let metrics = metrics_handle();
+        let locations = args.remote.location_names();
+        let tenants = Arc::new(TenantsHandle::load(
+            args.tenants.as_deref(),
+            &args.auth_tokens,
+            &locations,
+        )?);
+        // Shares are split among the tenants configured at start.
+        let tenant_count = tenants.current().len().max(1);
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(Arc::new(Tls::load(cert, key).map_err(ServiceError::Tls)?))
+            }
+            _ => None,
+        };
         let image_dir =
             ImageDir::open(&args.image_dir).map_err(|source| ServiceError::ImageDir {
                 dir: args.image_dir.clone(),
                 source,
             })?;
-        let webhooks = notifier(&args, delivery)?;
+        let webhooks = notifier(&args, delivery, tenant_count)?;
         let remote = remote_sources(&args)?;
         let engine = crate::engines::open(&args).await?;
         if role != Role::Serve && !engine.is_shared() {
@@ -192,7 +213,7 @@ impl Service {
         let closing = Arc::new(AtomicBool::new(false));
         let worker = (role != Role::Api).then(|| {
             let validation = Validation {
-                image_dir: Arc::new(image_dir),
+                image_dirs: crate::validation::ImageDirs::new(image_dir, Arc::clone(&tenants)),
                 remote: remote.clone(),
                 policy: args.limits.policy(),
                 blocking_local_reads: args.blocking_local_reads,
@@ -203,6 +224,9 @@ impl Service {
             config.heartbeat_every = args.heartbeat;
             config.max_deliveries = args.max_deliveries;
             config.poll_every = (args.lease_idle / 4).min(Duration::from_secs(5));
+            config.tenant_in_flight = args.tenant_max_in_flight.or_else(|| {
+                (tenant_count > 1).then(|| (args.max_concurrent_jobs / tenant_count).max(1) as u64)
+            });
             Worker::new(
                 Arc::clone(&engine),
                 Arc::clone(&webhooks) as Arc<dyn Notifier>,
@@ -212,17 +236,12 @@ impl Service {
             )
         });
         let ids = IdDeriver::new(id_secret(&*engine).await.as_bytes());
-        let admission =
-            Admission::new(args.queue_capacity as u64, args.tenant_queue_share() as u64);
-        let admin = crate::admin::Admin::new(
-            args.admin_token.as_deref(),
-            args.auth_tokens
-                .iter()
-                .map(|(tenant, _)| tenant.clone())
-                .collect(),
-            args.lease_idle,
+        let admission = Admission::new(
+            args.queue_capacity as u64,
+            args.tenant_queue_share(tenant_count) as u64,
         );
-        if !args.auth_tokens.is_empty() && !admin.has_token() {
+        let admin = crate::admin::Admin::new(args.admin_token.as_deref(), args.lease_idle);
+        if tenants.current().enabled() && !admin.has_token() {
             info!("tenants authenticate and no --admin-token is set: /ui and /admin answer 401");
         }
         let app = |serves_api: bool| {
@@ -231,7 +250,7 @@ impl Service {
                 worker: worker.clone(),
                 monitor: Arc::clone(&monitor),
                 serves_api,
-                auth: Auth::new(&args.auth_tokens),
+                tenants: Arc::clone(&tenants),
                 admission,
                 ids: ids.clone(),
                 webhooks: Arc::clone(&webhooks),
@@ -240,7 +259,7 @@ impl Service {
                 max_wait: args.max_wait,
                 max_body_bytes: args.max_body_bytes,
                 body_read_timeout: args.body_read_timeout,
-                locations: args.remote.location_names(),
+                locations: locations.clone(),
                 metrics: metrics.clone(),
                 closing: Arc::clone(&closing),
                 admin: admin.clone(),
@@ -273,11 +292,14 @@ impl Service {
             });
             (stop, task)
         });
+        let reloads = tokio::spawn(reload_on_hangup(Arc::clone(&tenants), tls.clone()));
         let running = Running {
             api,
             ops,
+            tls,
             workers,
             purge,
+            reloads,
             closing,
             http: HttpConfig {
                 header_read_timeout: args.header_read_timeout,
@@ -335,12 +357,43 @@ async fn id_secret(engine: &dyn Engine) -> String {
     }
 }
 
+/// On each `SIGHUP`, reads the tenants file and the TLS certificate again; a file that does
+/// not load leaves the settings in force, with the reason logged. Open connections are not
+/// touched.
+async fn reload_on_hangup(tenants: Arc<TenantsHandle>, tls: Option<Arc<Tls>>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        warn!("SIGHUP cannot be caught: the tenants file is not reloaded");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match tenants.reload() {
+            Ok(()) => info!(
+                tenants = tenants.current().len(),
+                file = ?tenants.file(),
+                "tenants reloaded"
+            ),
+            Err(e) => error!(error = %e, "tenants not reloaded; the previous ones stay"),
+        }
+        if let Some(tls) = &tls {
+            match tls.reload() {
+                Ok(()) => info!("TLS certificate reloaded"),
+                Err(e) => {
+                    error!(error = %e, "TLS certificate not reloaded; the previous one stays")
+                }
+            }
+        }
+    }
+}
+
 /// A started service: listeners bound, workers taking jobs.
 pub struct Running {
     api: Option<(TcpListener, Arc<App>)>,
     ops: Option<(TcpListener, Arc<App>)>,
+    tls: Option<Arc<Tls>>,
     workers: Option<(oneshot::Sender<()>, JoinHandle<usize>)>,
     purge: JoinHandle<()>,
+    reloads: JoinHandle<()>,
     closing: Arc<AtomicBool>,
     http: HttpConfig,
     drain_timeout: Duration,
@@ -363,8 +416,10 @@ impl Running {
         let Running {
             api,
             ops,
+            tls,
             workers,
             purge,
+            reloads,
             closing,
             http,
             drain_timeout,
@@ -374,11 +429,18 @@ impl Running {
             // Err: the sender is gone, which is the signal too.
             let _ = rx.changed().await;
         };
-        let servers: Vec<_> = [api, ops]
+        // HTTPS on the API listener; the --metrics-listen one stays plain (scrapes, probes).
+        let servers: Vec<_> = [api.map(|api| (api, tls)), ops.map(|ops| (ops, None))]
             .into_iter()
             .flatten()
-            .map(|(listener, app)| {
-                tokio::spawn(server::serve(listener, app, http, stopped(stop_rx.clone())))
+            .map(|((listener, app), tls)| {
+                tokio::spawn(server::serve(
+                    listener,
+                    app,
+                    http,
+                    tls,
+                    stopped(stop_rx.clone()),
+                ))
             })
             .collect();
         stop.await;
@@ -405,6 +467,7 @@ impl Running {
             }
         }
         purge.abort();
+        reloads.abort();
         info!("stopped");
     }
 }
@@ -450,11 +513,21 @@ fn metrics_handle() -> Option<PrometheusHandle> {
 }
 
 /// The notifier: the webhook sender the flags describe, or the caller's.
-fn notifier(args: &ServeArgs, delivery: Delivery) -> Result<Arc<dyn Webhooks>, ServiceError> {
+fn notifier(
+    args: &ServeArgs,
+    delivery: Delivery,
+    tenant_count: usize,
+) -> Result<Arc<dyn Webhooks>, ServiceError> {
     let config = || {
-        args.webhooks
+        let mut config = args
+            .webhooks
             .config()
-            .map_err(|e| ServiceError::Webhooks(e.to_string()))
+            .map_err(|e| ServiceError::Webhooks(e.to_string()))?;
+        // With several tenants, each gets its share of the attempts in flight unless told.
+        if config.max_in_flight_per_tenant.is_none() && tenant_count > 1 {
+            config.max_in_flight_per_tenant = Some((config.max_in_flight / tenant_count).max(1));
+        }
+        Ok::<_, ServiceError>(config)
     };
     Ok(match delivery {
         // One shared client for every job (pooled connections).

@@ -163,7 +163,45 @@ fn a_refused_url_destination_is_a_400_on_asset_path() {
     );
 }
 
+/// A server that accepts connections and never answers: a remote image that stalls.
+fn stalling_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    addr
+}
+
+fn slow_remote_reads_do_not_hold_up_local_ones() {
+    let hooks = Receiver::start();
+    let stall = stalling_server();
+    // One thread for blocking reads (--workers 1): remote fetches have their own bound and
+    // never take it, so stalled URLs leave local validation alone.
+    let server = Server::start(&["--locations", "local,url", "--workers", "1"]);
+    server.write("ok.jpg", &jpeg_header(10, 10));
+    for i in 0..4 {
+        let mut body = hooks.submission("x");
+        body["assetPath"] = json!({"location": "url", "path": format!("http://{stall}/{i}.jpg")});
+        assert_eq!(server.submit(&body).status, 202);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let local = server.submit(&hooks.submission("ok.jpg"));
+    let id = local.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(server.wait_final(&id)["state"], "success");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "a local job behind stalled remote reads took {:?}",
+        started.elapsed()
+    );
+}
+
 common::both_backends!(
+    slow_remote_reads_do_not_hold_up_local_ones,
     url_asset_is_read_with_ranges_and_fails_on_dimensions,
     a_location_not_enabled_is_refused_with_400,
     a_refused_url_destination_is_a_400_on_asset_path,

@@ -44,6 +44,11 @@ pub struct WebhookArgs {
     #[arg(long, env = "IMGCHKR_WEBHOOK_MAX_IN_FLIGHT", default_value_t = crate::config::DEFAULT_MAX_IN_FLIGHT)]
     pub webhook_max_in_flight: usize,
 
+    /// Webhook attempts in flight at once for one tenant [default: with several tenants
+    /// configured, --webhook-max-in-flight divided among them; else no share].
+    #[arg(long, env = "IMGCHKR_WEBHOOK_TENANT_MAX_IN_FLIGHT", value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_tenant_max_in_flight: Option<u64>,
+
     /// Allowed notification destinations: host names, `.domain` suffixes, IP addresses or
     /// CIDR ranges. Unset: any host.
     #[arg(
@@ -78,6 +83,9 @@ impl WebhookArgs {
             max_attempts: self.webhook_attempts,
             deadline: self.webhook_deadline,
             max_in_flight: self.webhook_max_in_flight,
+            max_in_flight_per_tenant: self
+                .webhook_tenant_max_in_flight
+                .and_then(|n| usize::try_from(n).ok()),
             destinations: DestinationPolicy::new(
                 self.notify_allow.clone(),
                 self.notify_deny_private,

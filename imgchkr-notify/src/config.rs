@@ -66,6 +66,9 @@ pub struct WebhookConfig {
     pub deadline: Duration,
     /// Attempts in flight at once across the notifier; at least 1.
     pub max_in_flight: usize,
+    /// Attempts in flight at once for one tenant (`None`: no share; any tenant may use every
+    /// slot). A tenant whose receivers hang then holds at most this many.
+    pub max_in_flight_per_tenant: Option<usize>,
     /// Full-jitter exponential backoff: the n-th retry waits `rand[0, min(max, base·2^(n-1))]`.
     pub backoff_base: Duration,
     /// Ceiling of a backoff.
@@ -87,6 +90,7 @@ impl Default for WebhookConfig {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             deadline: DEFAULT_DEADLINE,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_in_flight_per_tenant: None,
             backoff_base: DEFAULT_BACKOFF_BASE,
             backoff_max: DEFAULT_BACKOFF_MAX,
             max_retry_after: DEFAULT_MAX_RETRY_AFTER,

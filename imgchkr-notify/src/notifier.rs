@@ -1,7 +1,8 @@
 //! [`WebhookNotifier`]: the shared client, the in-flight bound, and the retry loop with its
 //! overall deadline.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use imgchkr_core::notify::{Attempt, BoxFuture, DeliveryOutcome, Notification, Notifier};
@@ -31,6 +32,16 @@ struct Inner {
     client: WebhookClient,
     destinations: DestinationCheck,
     slots: Semaphore,
+    /// Per tenant, when its share is bounded: a tenant whose receivers hang holds at most its
+    /// share of the attempts in flight, never every slot.
+    tenant_slots: Option<TenantShares>,
+}
+
+/// Each tenant's share of attempts in flight: the share, and a semaphore per tenant sending.
+#[derive(Debug)]
+struct TenantShares {
+    share: usize,
+    tenants: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 impl WebhookNotifier {
@@ -38,6 +49,10 @@ impl WebhookNotifier {
     pub fn new(config: WebhookConfig) -> Result<WebhookNotifier, ConfigError> {
         config.validate()?;
         let slots = Semaphore::new(config.max_in_flight);
+        let tenant_slots = config.max_in_flight_per_tenant.map(|share| TenantShares {
+            share: share.max(1),
+            tenants: Mutex::default(),
+        });
         let client = WebhookClient::new(config)?;
         let destinations =
             DestinationCheck::with_policy(Arc::clone(&client.policy), &client.config);
@@ -46,6 +61,7 @@ impl WebhookNotifier {
                 client,
                 destinations,
                 slots,
+                tenant_slots,
             }),
         })
     }
@@ -77,11 +93,20 @@ impl WebhookNotifier {
         for number in 1..=config.max_attempts {
             let waited = Instant::now();
             let left = deadline.saturating_duration_since(waited);
-            let slot = match tokio::time::timeout(left, self.inner.slots.acquire()).await {
-                Ok(Ok(slot)) => Some(slot),
-                // The semaphore is never closed; a closed one would mean no slot ever.
-                Ok(Err(_)) | Err(_) => None,
-            };
+            // The tenant's share first, then a place overall: waiting for its own share, a
+            // tenant holds nothing another needs.
+            let slot = tokio::time::timeout(left, async {
+                let share = match self.tenant_share(&n.tenant) {
+                    Some(share) => Some(share.acquire_owned().await.ok()?),
+                    None => None,
+                };
+                let slot = self.inner.slots.acquire().await.ok()?;
+                Some((share, slot))
+            })
+            .await
+            .ok()
+            // The semaphores are never closed; a closed one would mean no slot ever.
+            .flatten();
             let left = deadline.saturating_duration_since(Instant::now());
             let Some(slot) = slot.filter(|_| left >= min_budget) else {
                 attempts.push(Attempt::failed(
@@ -113,6 +138,21 @@ impl WebhookNotifier {
         let outcome = DeliveryOutcome::from_attempts(attempts);
         self.finish(n, &outcome);
         outcome
+    }
+
+    /// The semaphore of `tenant`'s share of attempts in flight, if shares are bounded.
+    fn tenant_share(&self, tenant: &str) -> Option<Arc<Semaphore>> {
+        let TenantShares { share, tenants } = self.inner.tenant_slots.as_ref()?;
+        let mut tenants = tenants.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slots) = tenants.get(tenant) {
+            return Some(Arc::clone(slots));
+        }
+        // Forget the tenants nobody is sending for (no attempt, no waiter): the map stays as
+        // small as the tenants sending now.
+        tenants.retain(|_, slots| Arc::strong_count(slots) > 1);
+        let slots = Arc::new(Semaphore::new(*share));
+        tenants.insert(tenant.to_owned(), Arc::clone(&slots));
+        Some(slots)
     }
 
     fn observe(&self, n: &Notification, attempt: &Attempt) {

@@ -53,6 +53,11 @@ impl Secret {
         Ok(Secret { key })
     }
 
+    /// The key bytes (for verifying signatures made with it, e.g. on requests).
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+
     /// The `v1,<base64>` signature of `body` sent as message `id` at unix time `timestamp`.
     pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
         // HMAC accepts keys of any length, so this cannot fail; the fallback keeps the

@@ -54,7 +54,12 @@ pub async fn find_job(app: &App, raw_id: &str, query: Option<&str>) -> Resp {
     let tenants = match asked {
         Some(tenant) => vec![tenant],
         None => {
-            let mut tenants = app.admin.tenants.clone();
+            let mut tenants = vec![String::new()];
+            for name in app.tenants.current().names() {
+                if !tenants.iter().any(|t| t == name) {
+                    tenants.push(name.to_owned());
+                }
+            }
             match app.engine.stats().await {
                 Ok(stats) => {
                     for (tenant, _, _) in stats.tenants {

@@ -3,7 +3,6 @@
 use hyper::StatusCode;
 use imgchkr_core::engine::ListQuery;
 use imgchkr_core::{FieldErrors, Job, JobId, JobKey, JobState};
-use serde::Serialize;
 
 use crate::app::App;
 use crate::response::{self, Resp};
@@ -13,12 +12,8 @@ pub const DEFAULT_LIMIT: usize = 50;
 /// Largest page.
 pub const MAX_LIMIT: usize = 1000;
 
-#[derive(Serialize)]
-struct Page {
-    jobs: Vec<Job>,
-    /// The `cursor` of the next page, `null` on the last.
-    next: Option<JobId>,
-}
+/// The most bytes one page of a listing takes (the jobs that fit; `next` goes on).
+pub const MAX_PAGE_BYTES: usize = 1 << 20;
 
 /// `?state=failed&limit=50&cursor=<id>`: `{"jobs": [...], "next": "<id>" | null}`.
 pub async fn list(app: &App, tenant: &str, query: Option<&str>) -> Resp {
@@ -58,15 +53,78 @@ pub async fn list(app: &App, tenant: &str, query: Option<&str>) -> Resp {
         Ok(jobs) => jobs,
         Err(e) => return crate::handlers::submit::store_error(&e),
     };
-    let next = (jobs.len() > limit).then(|| {
-        jobs.truncate(limit);
-        jobs.last().map(|job| job.id)
-    });
-    response::json(
-        StatusCode::OK,
-        &Page {
-            jobs,
-            next: next.flatten(),
-        },
-    )
+    let more = jobs.len() > limit;
+    jobs.truncate(limit);
+    response::json_bytes(StatusCode::OK, page_body(&jobs, more, MAX_PAGE_BYTES))
+}
+
+/// `{"jobs": [...], "next": ...}` of `jobs`, as many as fit in `max_bytes` (at least one):
+/// a page stays bounded in bytes whatever `limit` asked, and `next` goes on from the last
+/// job shown when some did not fit (or `more` came after them).
+fn page_body(jobs: &[Job], more: bool, max_bytes: usize) -> Vec<u8> {
+    let mut body = b"{\"jobs\":[".to_vec();
+    let mut shown = 0;
+    for job in jobs {
+        let Ok(json) = serde_json::to_vec(job) else {
+            continue;
+        };
+        if shown > 0 && body.len() + json.len() + 64 > max_bytes {
+            break;
+        }
+        if shown > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&json);
+        shown += 1;
+    }
+    let next = (more || shown < jobs.len())
+        .then(|| jobs.get(shown.wrapping_sub(1)).map(|job| job.id))
+        .flatten();
+    body.extend_from_slice(b"],\"next\":");
+    match next {
+        Some(id) => body.extend_from_slice(format!("\"{id}\"").as_bytes()),
+        None => body.extend_from_slice(b"null"),
+    }
+    body.push(b'}');
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> Job {
+        let url: url::Url = "http://cb.example/x".parse().unwrap();
+        Job::new(
+            JobId::random(),
+            imgchkr_core::AssetPath::Local {
+                path: "p".repeat(500),
+            },
+            imgchkr_core::NotificationUrls {
+                on_start: url.clone(),
+                on_success: url.clone(),
+                on_failure: url,
+            },
+        )
+    }
+
+    #[test]
+    fn pages_are_bounded_in_bytes_and_go_on_where_they_stopped() {
+        let jobs: Vec<Job> = (0..50).map(|_| job()).collect();
+        let body = page_body(&jobs, false, 8 * 1024);
+        assert!(body.len() <= 8 * 1024, "{}", body.len());
+        let page: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let shown = page["jobs"].as_array().unwrap().len();
+        assert!((1..50).contains(&shown), "{shown}");
+        assert_eq!(page["next"], jobs[shown - 1].id.to_string());
+        // All fit: no next unless more came after.
+        let page: serde_json::Value =
+            serde_json::from_slice(&page_body(&jobs[..2], false, 1 << 20)).unwrap();
+        assert_eq!(page["next"], serde_json::Value::Null);
+        let page: serde_json::Value =
+            serde_json::from_slice(&page_body(&jobs[..2], true, 1 << 20)).unwrap();
+        assert_eq!(page["next"], jobs[1].id.to_string());
+        let empty: serde_json::Value = serde_json::from_slice(&page_body(&[], false, 10)).unwrap();
+        assert_eq!(empty, serde_json::json!({"jobs": [], "next": null}));
+    }
 }

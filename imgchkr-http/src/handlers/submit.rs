@@ -10,14 +10,20 @@ use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATI
 use hyper::{Request, StatusCode};
 use imgchkr_core::admission::{self, Admitted};
 use imgchkr_core::engine::Full;
-use imgchkr_core::engine::Lookup;
-use imgchkr_core::{Event, FieldErrors, JobId, JobKey, StoreError, Submission};
+use imgchkr_core::engine::{Admission, Lookup, Token};
+use imgchkr_core::{AssetPath, Event, FieldErrors, JobId, JobKey, StoreError, Submission};
+use imgchkr_egress::check_url;
 use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::app::App;
 use crate::metrics as m;
 use crate::response::{self, Resp};
+use crate::signing::Signed;
+use crate::tenants::Tenant;
+
+/// How long a tenant allowlist's DNS check of a host name may take at submission.
+const TENANT_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Longest accepted `Idempotency-Key`.
 const MAX_KEY_LEN: usize = 255;
@@ -25,8 +31,8 @@ const MAX_KEY_LEN: usize = 255;
 /// `Retry-After` on a 503, in seconds.
 pub const RETRY_AFTER_SECS: u32 = 1;
 
-/// Handles a submission from `tenant` (`""` without auth).
-pub async fn submit(app: &App, tenant: &str, request: Request<Incoming>) -> Resp {
+/// Handles a submission from `tenant` (the anonymous one without auth).
+pub async fn submit(app: &App, tenant: &Tenant, request: Request<Incoming>) -> Resp {
     if let Err(refusal) = check_content_type(request.headers()) {
         return *refusal;
     }
@@ -34,28 +40,53 @@ pub async fn submit(app: &App, tenant: &str, request: Request<Incoming>) -> Resp
         Ok(key) => key.map(str::to_owned),
         Err(refusal) => return *refusal,
     };
+    let now = OffsetDateTime::now_utc();
+    let signed = match tenant.request_secrets.is_empty() {
+        true => None,
+        false => match Signed::from_headers(request.headers(), now.unix_timestamp()) {
+            Ok(signed) => Some(signed),
+            Err(refusal) => return *refusal,
+        },
+    };
+    if let Err(refusal) = rate_limit(app, tenant, now).await {
+        return *refusal;
+    }
     let wait = preferred_wait(request.headers()).map(|wait| wait.min(app.max_wait));
     let body = match read_body(app, request).await {
         Ok(body) => body,
         Err(refusal) => return *refusal,
     };
-    let submission = match Submission::from_json(&body, &app.locations) {
+    if let Some(signed) = &signed
+        && let Err(refusal) = signed.verify(&tenant.request_secrets, &body)
+    {
+        return *refusal;
+    }
+    let locations = tenant.locations.as_deref().unwrap_or(&app.locations);
+    let submission = match Submission::from_json(&body, locations) {
         Ok(submission) => submission,
         Err(errors) => return response::errors(StatusCode::BAD_REQUEST, &errors),
     };
-    if let Err(errors) = check_destinations(app, &submission).await {
+    if let Err(errors) = check_destinations(app, tenant, &submission).await {
         return response::errors(StatusCode::BAD_REQUEST, &errors);
     }
     if app.closing.load(std::sync::atomic::Ordering::SeqCst) {
         return store_error(&StoreError::Closed);
     }
 
+    let name = tenant.name.as_str();
+    // A signed request's id names its job, as an Idempotency-Key would: a replay within
+    // the window finds the job it made (in every API process: the engine answers).
+    let key = key.or_else(|| signed.map(|s| format!("imgchkr-request-id:{}", s.id)));
     let id = submission
         .id
-        .or_else(|| key.map(|key| app.ids.derive(tenant, &key)))
+        .or_else(|| key.map(|key| app.ids.derive(name, &key)))
         .unwrap_or_else(JobId::random);
-    let job = admission::new_job(&submission, tenant, id, OffsetDateTime::now_utc());
-    match admission::admit(&*app.engine, job, app.admission).await {
+    let job = admission::new_job(&submission, name, id, now);
+    let mut admission = app.admission;
+    if let Some(share) = tenant.max_queued {
+        admission = Admission::new(admission.capacity, share);
+    }
+    match admission::admit(&*app.engine, job, admission).await {
         Ok(Admitted::Accepted(job)) => match wait {
             None => accepted(job.id),
             Some(wait) => waited(app, &job.key(), wait).await,
@@ -231,19 +262,64 @@ fn human(d: Duration) -> String {
     format!("{} s", d.as_secs_f64())
 }
 
+/// Takes one of `tenant`'s submission tokens (shared by every API process), or the 429 to
+/// answer with the wait in `Retry-After`.
+async fn rate_limit(app: &App, tenant: &Tenant, now: OffsetDateTime) -> Result<(), Box<Resp>> {
+    let Some(bucket) = tenant.rate_limit else {
+        return Ok(());
+    };
+    let name = format!("submissions:{}", tenant.name);
+    match app.engine.take_token(&name, bucket, now).await {
+        Ok(Token::Granted) => Ok(()),
+        Ok(Token::Wait(wait)) => {
+            let mut refusal = response::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "tenant",
+                "Rate limit exceeded; retry later.",
+            );
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            refusal
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(secs));
+            metrics::counter!(m::RATE_LIMITED).increment(1);
+            Err(Box::new(refusal))
+        }
+        Err(e) => Err(Box::new(store_error(&e))),
+    }
+}
+
 /// Asks the remote sources whether a `url` or `s3` asset may be read, and the notifier
-/// whether it would send to each URL; refusals name the field.
-async fn check_destinations(app: &App, submission: &Submission) -> Result<(), FieldErrors> {
+/// whether it would send to each URL, under the global policy and `tenant`'s allowlist;
+/// refusals name the field.
+async fn check_destinations(
+    app: &App,
+    tenant: &Tenant,
+    submission: &Submission,
+) -> Result<(), FieldErrors> {
     let mut errors = FieldErrors::default();
     if let Some(remote) = &app.remote
         && let Err(text) = remote.check_asset(&submission.asset_path).await
     {
         errors.add("assetPath.path", text);
     }
+    if let (AssetPath::Url { path }, Some(allow)) = (&submission.asset_path, &tenant.notify_allow)
+        && let Ok(url) = url::Url::parse(path)
+        && let Err(why) = check_url(allow, &url, TENANT_CHECK_TIMEOUT).await
+    {
+        errors.add(
+            "assetPath.path",
+            format!("URL not allowed for this tenant: {why}"),
+        );
+    }
     for event in [Event::OnStart, Event::OnSuccess, Event::OnFailure] {
         let url = submission.notification_urls.get(event);
+        let field = format!("notifications.{}", event.name());
         if let Err(text) = app.webhooks.check_destination(url).await {
-            errors.add(format!("notifications.{}", event.name()), text);
+            errors.add(field, text);
+        } else if let Some(allow) = &tenant.notify_allow
+            && let Err(why) = check_url(allow, url, TENANT_CHECK_TIMEOUT).await
+        {
+            errors.add(field, format!("URL not allowed for this tenant: {why}"));
         }
     }
     if errors.is_empty() {

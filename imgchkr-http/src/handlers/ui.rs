@@ -124,7 +124,8 @@ pub async fn dispatch(app: &App, route: Route<'_>, request: Request<Incoming>) -
         Route::Asset(asset) => return serve(asset),
         _ => {}
     }
-    if let Err(refusal) = app.admin.check(request.headers(), app.auth.enabled()) {
+    let tenants_authenticate = app.tenants.current().enabled();
+    if let Err(refusal) = app.admin.check(request.headers(), tenants_authenticate) {
         return *refusal;
     }
     match route {

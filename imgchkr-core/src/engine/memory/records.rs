@@ -22,12 +22,12 @@ pub(super) struct Record {
 #[derive(Default)]
 pub(super) struct Records {
     jobs: HashMap<JobKey, Record>,
-    /// Every job by submission order.
+    /// Every job by submission order (the other indexes name jobs by this number alone).
     by_seq: BTreeMap<u64, JobKey>,
-    /// Per tenant: job count and ids by submission order.
-    tenants: HashMap<String, BTreeMap<u64, JobKey>>,
+    /// Per tenant: its jobs by submission order.
+    tenants: HashMap<String, BTreeSet<u64>>,
     /// Finished and cancelled jobs, by when they finished: the age-retention order.
-    retired: BTreeSet<(OffsetDateTime, u64, JobKey)>,
+    retired: BTreeSet<(OffsetDateTime, u64)>,
     /// The same per tenant: the count-retention order.
     retired_by_tenant: HashMap<String, BTreeSet<(OffsetDateTime, u64)>>,
     /// Expired keys, remembered for `410`, and when they expired (oldest first).
@@ -64,7 +64,7 @@ impl Records {
         self.tenants
             .entry(key.tenant.clone())
             .or_default()
-            .insert(seq, key.clone());
+            .insert(seq);
         self.jobs.insert(
             key,
             Record {
@@ -87,7 +87,7 @@ impl Records {
         }
         record.retired = true;
         let at = record.job.finished_at.unwrap_or(record.job.created_at);
-        self.retired.insert((at, record.seq, key.clone()));
+        self.retired.insert((at, record.seq));
         self.retired_by_tenant
             .entry(key.tenant.clone())
             .or_default()
@@ -115,17 +115,15 @@ impl Records {
                 _ => return Vec::new(),
             },
         };
-        let index = match &query.tenant {
+        let seqs: Box<dyn Iterator<Item = &u64>> = match &query.tenant {
             Some(tenant) => match self.tenants.get(tenant) {
-                Some(index) => index,
+                Some(index) => Box::new(index.range(..end).rev()),
                 None => return Vec::new(),
             },
-            None => &self.by_seq,
+            None => Box::new(self.by_seq.range(..end).rev().map(|(seq, _)| seq)),
         };
-        index
-            .range(..end)
-            .rev()
-            .filter_map(|(_, key)| self.jobs.get(key))
+        seqs.filter_map(|seq| self.by_seq.get(seq))
+            .filter_map(|key| self.jobs.get(key))
             .map(|record| &record.job)
             .filter(|job| query.state.is_none_or(|state| job.state == state))
             .take(query.limit)
@@ -139,12 +137,16 @@ impl Records {
     pub(super) fn purge(&mut self, retention: &Retention, now: OffsetDateTime, budget: u64) -> u64 {
         let mut expired = 0;
         while expired < budget {
-            let Some((at, _, key)) = self.retired.first().cloned() else {
+            let Some(&(at, seq)) = self.retired.first() else {
                 break;
             };
             if at + retention.max_age > now {
                 break;
             }
+            let Some(key) = self.by_seq.get(&seq).cloned() else {
+                self.retired.remove(&(at, seq));
+                continue;
+            };
             self.expire(&key, now);
             expired += 1;
         }
@@ -207,7 +209,7 @@ impl Records {
             }
         }
         let at = record.job.finished_at.unwrap_or(record.job.created_at);
-        self.retired.remove(&(at, record.seq, key.clone()));
+        self.retired.remove(&(at, record.seq));
         if let Some(retired) = self.retired_by_tenant.get_mut(&key.tenant) {
             retired.remove(&(at, record.seq));
             if retired.is_empty() {

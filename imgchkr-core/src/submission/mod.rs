@@ -1,5 +1,7 @@
 //! Decoding a submission (`POST /assets/image`) with every offending field named.
 
+mod strict_json;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 use url::Url;
@@ -7,9 +9,13 @@ use url::Url;
 use crate::job::{AssetPath, ErrorMap, JobId, NotificationUrls, Priority};
 
 /// Longest accepted notification URL, in bytes.
-pub const MAX_URL_LEN: usize = 2048;
+pub const MAX_URL_LEN: usize = 1024;
 /// Longest accepted asset path, in bytes.
-pub const MAX_PATH_LEN: usize = 4096;
+pub const MAX_PATH_LEN: usize = 1024;
+/// Longest the asset path and the three notification URLs may be together, in bytes: what a
+/// job keeps of its submission is bounded (100,000 retained jobs stay within a known memory
+/// budget), whatever each field's own limit.
+pub const MAX_STRINGS_LEN: usize = 1536;
 
 /// A decoded, valid submission.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -84,8 +90,14 @@ impl Submission {
     /// assert!(errors.contains_key("notifications.onStart"));
     /// ```
     pub fn from_json(body: &[u8], locations: &[&str]) -> Result<Submission, FieldErrors> {
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|e| FieldErrors::single("body", format!("Invalid JSON: {e}.")))?;
+        let value = strict_json::parse(body).map_err(|e| match e {
+            strict_json::StrictError::Json(e) => {
+                FieldErrors::single("body", format!("Invalid JSON: {e}."))
+            }
+            strict_json::StrictError::Duplicate(path) => {
+                FieldErrors::single(&path, "Duplicate key: each field may appear only once.")
+            }
+        })?;
         let Value::Object(root) = value else {
             return Err(FieldErrors::single(
                 "body",
@@ -182,6 +194,20 @@ impl Submission {
         };
         let (on_start, on_success, on_failure) =
             (url("onStart"), url("onSuccess"), url("onFailure"));
+
+        let together = path.map_or(0, str::len)
+            + [&on_start, &on_success, &on_failure]
+                .iter()
+                .map(|u| u.as_ref().map_or(0, |u| u.as_str().len()))
+                .sum::<usize>();
+        if together > MAX_STRINGS_LEN {
+            errors.add(
+                "body",
+                format!(
+                    "The asset path and the notification URLs may be at most {MAX_STRINGS_LEN} characters together."
+                ),
+            );
+        }
 
         match (location, path, on_start, on_success, on_failure) {
             (Some(location), Some(path), Some(on_start), Some(on_success), Some(on_failure))
@@ -447,6 +473,42 @@ mod tests {
             Some(("bucket", "key/x.jpg"))
         );
         assert_eq!(parse_s3_uri("s3://bucket"), None);
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_by_name() {
+        let e = errors(
+            r#"{"assetPath": {"location": "local", "path": "a.jpg", "path": "../etc/passwd"},
+            "notifications": {"onStart": "http://a/", "onSuccess": "http://a/", "onFailure": "http://a/"}}"#,
+        );
+        assert_eq!(
+            e["assetPath.path"],
+            ["Duplicate key: each field may appear only once."]
+        );
+        assert_eq!(e.len(), 1);
+    }
+
+    #[test]
+    fn the_strings_a_job_keeps_are_bounded_together() {
+        let url = |n: usize| format!("http://a.example/{}", "x".repeat(n));
+        let body = |path: usize, url_len: usize| {
+            serde_json::json!({
+                "assetPath": {"location": "local", "path": "p".repeat(path)},
+                "notifications": {"onStart": url(url_len), "onSuccess": url(url_len),
+                                  "onFailure": url(url_len)}
+            })
+            .to_string()
+        };
+        // Each field within its own limit, but together too long.
+        let e = errors(&body(1000, 300));
+        assert!(
+            e["body"][0].contains("at most 1536 characters together"),
+            "{e:?}"
+        );
+        assert!(Submission::from_json(body(500, 300).as_bytes(), LOCAL).is_ok());
+        // A field over its own limit is named.
+        let e = errors(&body(MAX_PATH_LEN + 1, 10));
+        assert!(e.contains_key("assetPath.path"), "{e:?}");
     }
 
     #[test]
