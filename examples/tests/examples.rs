@@ -370,3 +370,42 @@ fn server_sends_signed_webhooks_to_the_receiver() {
     assert_eq!(started, serde_json::json!({"id": id, "state": "started"}));
     assert_eq!(rx.wait_json("/print/onFailure "), too_wide(&id));
 }
+
+/// The quick start's images are exactly what `sample_images` writes, real JPEGs a decoder
+/// reads, one valid and one failing both dimension checks with the seed's texts.
+#[test]
+fn sample_images_are_generated_real_jpegs() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let mut command = Command::new(example("sample_images"));
+    command.arg(out.path());
+    let (status, printed) = run_bounded(command);
+    assert!(status.success(), "{printed}");
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("images");
+    for (name, width, height, errors) in [
+        ("small.jpg", 640, 480, vec![]),
+        (
+            "large.jpg",
+            1800,
+            1200,
+            vec![
+                "Image width exceeds maximum (1800/1000)",
+                "Image height exceeds maximum (1200/1000)",
+            ],
+        ),
+    ] {
+        let generated = std::fs::read(out.path().join(name)).expect("generated");
+        let shipped = std::fs::read(committed.join(name)).expect("committed");
+        assert!(
+            generated == shipped,
+            "examples/images/{name} is not what the generator writes: \
+             cargo run --example sample_images -- examples/images"
+        );
+        assert!(shipped.len() < 16 * 1024, "{name}: {} bytes", shipped.len());
+        let decoded = image::load_from_memory_with_format(&shipped, image::ImageFormat::Jpeg)
+            .unwrap_or_else(|e| panic!("{name} does not decode: {e}"));
+        assert_eq!((decoded.width(), decoded.height()), (width, height));
+        let report = imgchkr_core::Report::from_bytes(&shipped, &imgchkr_core::Policy::default());
+        assert_eq!(report.dimensions(), Some((width, height)));
+        assert_eq!(report.error_texts(), errors, "{name}");
+    }
+}

@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod activity;
 pub mod admission;
 #[cfg(feature = "decode")]
 mod decode;

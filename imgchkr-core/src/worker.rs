@@ -11,6 +11,9 @@
 //! - **Leases**: taken for `lease_idle` and pushed back every `heartbeat_every` while the job
 //!   runs; a worker that dies stops heartbeating, and after `lease_idle` any worker's next
 //!   lease takes the job over as a new delivery (at least once, with the same webhook ids).
+//! - **Status**: each heartbeat also says what the worker did over the last minutes
+//!   ([`crate::activity`]: jobs finished, webhook outcomes, slow destinations), sent at least
+//!   every `status_every` so the dashboard of an API process sees it.
 //! - **Poison**: a job handed out more than `max_deliveries` times is not run again: it is
 //!   recorded failed with `Job abandoned after <N> delivery attempts` (unless its verdict is
 //!   in, which then stands) and its final webhook is sent ([`runner::give_up`]).
@@ -33,6 +36,7 @@ use futures_util::{FutureExt as _, StreamExt as _};
 use time::OffsetDateTime;
 use tracing::{Instrument as _, debug, info, info_span, warn};
 
+use crate::activity::{ActivityLog, Observed, WorkerStatus};
 use crate::engine::{Engine, Lease, LeaseRequest, Leased, Retention, StoreError, WorkerId};
 use crate::job::{Job, JobKey, JobState};
 use crate::notify::{BoxFuture, Notifier};
@@ -93,11 +97,15 @@ pub struct WorkerConfig {
     pub tenant_in_flight: Option<u64>,
     /// The most jobs one lease call takes.
     pub max_batch: usize,
+    /// How often the worker's status (its recent activity, for the dashboard) is sent: the
+    /// heartbeat goes at least this often (it pushes leases back as any heartbeat does).
+    pub status_every: Duration,
 }
 
 impl WorkerConfig {
     /// `max_in_flight` slots, leases of 60 s heartbeated every 15 s, parking after 5
-    /// deliveries, a look for jobs every 5 s when idle, batches of at most 64.
+    /// deliveries, a look for jobs every 5 s when idle, batches of at most 64, the status
+    /// sent every 5 s.
     pub fn new(worker: WorkerId, max_in_flight: usize) -> WorkerConfig {
         WorkerConfig {
             worker,
@@ -108,6 +116,7 @@ impl WorkerConfig {
             poll_every: Duration::from_secs(5),
             tenant_in_flight: None,
             max_batch: 64,
+            status_every: Duration::from_secs(5),
         }
     }
 }
@@ -124,6 +133,8 @@ pub struct Worker {
     in_flight: AtomicUsize,
     running: AtomicBool,
     stopping: AtomicBool,
+    /// What it did recently, sent with each heartbeat.
+    activity: Arc<ActivityLog>,
 }
 
 impl Worker {
@@ -135,6 +146,9 @@ impl Worker {
         runtime: Arc<dyn Runtime>,
         config: WorkerConfig,
     ) -> Arc<Worker> {
+        let activity = Arc::new(ActivityLog::new());
+        // Every delivery's outcome is noted for the status, whatever the notifier.
+        let notifier = Arc::new(Observed::new(notifier, Arc::clone(&activity)));
         Arc::new(Worker {
             engine,
             notifier,
@@ -145,7 +159,31 @@ impl Worker {
             in_flight: AtomicUsize::new(0),
             running: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
+            activity,
         })
+    }
+
+    /// What this worker did over the last minutes.
+    pub fn activity(&self) -> &ActivityLog {
+        &self.activity
+    }
+
+    /// The status its heartbeats send now.
+    pub fn status(&self, now: OffsetDateTime) -> WorkerStatus {
+        WorkerStatus::new(
+            self.config.max_in_flight,
+            self.config.lease_idle,
+            self.heartbeat_every(),
+            self.activity.snapshot(now),
+        )
+    }
+
+    /// How often it heartbeats: its lease period, or more often to keep its status fresh.
+    fn heartbeat_every(&self) -> Duration {
+        self.config
+            .heartbeat_every
+            .min(self.config.status_every)
+            .max(Duration::from_millis(100))
     }
 
     /// Jobs holding a slot now.
@@ -327,6 +365,7 @@ impl Worker {
                 Ok(state) => {
                     debug!(state = %state, deliveries = lease.deliveries, "finished");
                     metrics::counter!(JOBS, "state" => state.name()).increment(1);
+                    self.activity.job_finished(state);
                     settled = true;
                     break;
                 }
@@ -405,7 +444,7 @@ async fn heartbeats(worker: Weak<Worker>) {
             return;
         };
         if !first {
-            let pause = w.runtime.sleep(w.config.heartbeat_every);
+            let pause = w.runtime.sleep(w.heartbeat_every());
             drop(w);
             pause.await;
         } else {
@@ -421,9 +460,10 @@ async fn heartbeats(worker: Weak<Worker>) {
         let leases: Vec<Lease> = w.held().values().cloned().collect();
         let now = OffsetDateTime::now_utc();
         let until = now + w.config.lease_idle;
+        let status = w.status(now).to_json();
         match w
             .engine
-            .heartbeat(&w.config.worker, &leases, now, until, "")
+            .heartbeat(&w.config.worker, &leases, now, until, &status)
             .await
         {
             Ok(lost) => {

@@ -50,6 +50,8 @@ pub struct App {
     pub metrics: Option<PrometheusHandle>,
     /// Set once shutdown begins: new submissions are refused.
     pub closing: Arc<AtomicBool>,
+    /// Who may read the dashboard (`/ui`, `/admin`), and what it needs to know.
+    pub admin: crate::admin::Admin,
 }
 
 impl App {

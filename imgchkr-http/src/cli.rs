@@ -188,6 +188,16 @@ pub struct ServeArgs {
     /// A tenant and its bearer token, TENANT:TOKEN; repeatable. With none, /assets is open.
     #[arg(long = "auth-token", env = "IMGCHKR_AUTH_TOKENS", hide_env_values = true, value_delimiter = ',', value_parser = parse_token)]
     pub auth_tokens: Vec<(String, String)>,
+    /// The operator token of the dashboard (`/ui`) and its JSON (`/admin/*`): sent as
+    /// `Authorization: Bearer <token>`, or as the password of Basic credentials (browsers).
+    /// Without it they are open, unless tenants authenticate: then they answer 401.
+    #[arg(
+        long,
+        env = "IMGCHKR_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub admin_token: Option<String>,
     /// On SIGINT/SIGTERM, how long to finish jobs and their webhooks before exiting.
     #[arg(long, env = "IMGCHKR_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub drain_timeout: Duration,

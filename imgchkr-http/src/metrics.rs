@@ -6,7 +6,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Requests by route and status.
 pub const REQUESTS: &str = "imgchkr_http_requests_total";
-/// Request latency by route, seconds.
+/// Request latency by route and status class (`2xx`, `4xx`, `5xx`), seconds.
 pub const REQUEST_SECONDS: &str = "imgchkr_http_request_duration_seconds";
 /// Jobs waiting for a worker (the engine's, all processes).
 pub const QUEUE_DEPTH: &str = "imgchkr_queue_depth";
@@ -19,6 +19,11 @@ pub use imgchkr_core::worker::{JOBS, JOBS_IN_FLIGHT, PARKED, REDELIVERED};
 pub const VALIDATION_SECONDS: &str = "imgchkr_validation_duration_seconds";
 /// Body bytes read by `POST /validate`.
 pub const VALIDATE_BYTES: &str = "imgchkr_validate_bytes_read_total";
+/// Webhook deliveries by event and outcome (`delivered`, `failed`), counted by
+/// imgchkr-notify.
+pub const WEBHOOK_DELIVERIES: &str = "imgchkr_webhook_deliveries_total";
+/// Each webhook attempt's latency by event, seconds (recorded by imgchkr-notify).
+pub const WEBHOOK_ATTEMPT_SECONDS: &str = "imgchkr_webhook_attempt_seconds";
 /// Submissions refused because their tenant's rate was exceeded.
 pub const RATE_LIMITED: &str = "imgchkr_rate_limited_total";
 /// Submissions refused because the queue was full.
@@ -29,17 +34,51 @@ const LATENCY_BUCKETS: &[f64] = &[
     5.0,
 ];
 
+/// The class of `status` as a label: `2xx`, `3xx`, `4xx`, `5xx` (`1xx` never reaches it).
+pub fn status_class(status: hyper::StatusCode) -> &'static str {
+    match status.as_u16() {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// The process's CPU time, memory, threads and descriptors (`process_*`, the names every
+/// Prometheus client uses), read from `/proc` when `/metrics` is scraped.
+pub fn collect_process() {
+    static COLLECTOR: std::sync::OnceLock<metrics_process::Collector> = std::sync::OnceLock::new();
+    COLLECTOR
+        .get_or_init(|| {
+            let collector = metrics_process::Collector::default();
+            collector.describe();
+            collector
+        })
+        .collect();
+}
+
+/// Webhook attempts take network round trips, up to the attempt timeout (15 s by default).
+const WEBHOOK_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0,
+];
+
 /// Installs the global recorder and returns the handle that renders it. Histograms get
 /// buckets (not the exporter's default summaries), so they aggregate across instances.
 pub fn install() -> Result<PrometheusHandle, String> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), LATENCY_BUCKETS)
         .map_err(|e| e.to_string())?
+        .set_buckets_for_metric(
+            Matcher::Full(WEBHOOK_ATTEMPT_SECONDS.into()),
+            WEBHOOK_BUCKETS,
+        )
+        .map_err(|e| e.to_string())?
         .install_recorder()
         .map_err(|e| e.to_string())?;
     describe();
     imgchkr_fetch::describe_metrics();
     zero();
+    collect_process();
     Ok(handle)
 }
 
@@ -58,11 +97,21 @@ fn zero() {
     ] {
         metrics::counter!(counter).absolute(0);
     }
+    // imgchkr-notify's deliveries: the webhook-failure alert divides by their rate.
+    for event in ["onStart", "onSuccess", "onFailure"] {
+        for outcome in ["delivered", "failed"] {
+            metrics::counter!(WEBHOOK_DELIVERIES, "event" => event, "outcome" => outcome)
+                .absolute(0);
+        }
+    }
 }
 
 fn describe() {
     metrics::describe_counter!(REQUESTS, "HTTP requests by route and status.");
-    metrics::describe_histogram!(REQUEST_SECONDS, "HTTP request latency by route.");
+    metrics::describe_histogram!(
+        REQUEST_SECONDS,
+        "HTTP request latency by route and status class."
+    );
     metrics::describe_gauge!(QUEUE_DEPTH, "Jobs waiting for a worker.");
     metrics::describe_gauge!(
         ENGINE_UP,

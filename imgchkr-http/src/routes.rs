@@ -7,7 +7,7 @@ use hyper::header::{ALLOW, HeaderValue, RETRY_AFTER};
 use hyper::{Method, Request, StatusCode};
 
 use crate::app::App;
-use crate::handlers::{get, health, list, submit, validate};
+use crate::handlers::{get, health, list, submit, ui, validate};
 use crate::metrics as m;
 use crate::response::{self, Resp};
 
@@ -23,6 +23,8 @@ enum Route<'a> {
     Job(&'a str),
     /// `/validate`: POST validates the body.
     Validate,
+    /// The dashboard, its JSON and `/openapi.json` ([`ui::Route`]).
+    Operator(ui::Route<'a>),
     NotFound,
 }
 
@@ -42,7 +44,7 @@ impl Route<'_> {
             "/validate" => Route::Validate,
             _ => match path.strip_prefix("/assets/image/") {
                 Some(id) if !id.contains('/') => Route::Job(id),
-                _ => Route::NotFound,
+                _ => ui::Route::parse(path).map_or(Route::NotFound, Route::Operator),
             },
         }
     }
@@ -57,6 +59,7 @@ impl Route<'_> {
             Route::Assets => "/assets",
             Route::Job(_) => "/assets/image/{id}",
             Route::Validate => "/validate",
+            Route::Operator(route) => route.label(),
             Route::NotFound => "other",
         }
     }
@@ -81,7 +84,7 @@ pub async fn handle(app: &App, request: Request<Incoming>) -> Resp {
     let status = response.status();
     metrics::counter!(m::REQUESTS, "route" => label, "status" => status.as_str().to_owned())
         .increment(1);
-    metrics::histogram!(m::REQUEST_SECONDS, "route" => label)
+    metrics::histogram!(m::REQUEST_SECONDS, "route" => label, "status_class" => m::status_class(status))
         .record(started.elapsed().as_secs_f64());
     response
 }
@@ -117,6 +120,7 @@ async fn dispatch(app: &App, route: Route<'_>, request: Request<Incoming>) -> Re
         _ if !app.serves_api => {
             return response::error(StatusCode::NOT_FOUND, "path", "No such resource.");
         }
+        (Route::Operator(route), _) => return ui::dispatch(app, *route, request).await,
         (Route::Images, &Method::GET | &Method::POST) => {}
         (Route::Job(_), &Method::GET | &Method::DELETE) => {}
         (Route::Assets, &Method::GET) => {}

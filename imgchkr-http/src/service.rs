@@ -240,6 +240,10 @@ impl Service {
             args.queue_capacity as u64,
             args.tenant_queue_share(tenant_count) as u64,
         );
+        let admin = crate::admin::Admin::new(args.admin_token.as_deref(), args.lease_idle);
+        if tenants.current().enabled() && !admin.has_token() {
+            info!("tenants authenticate and no --admin-token is set: /ui and /admin answer 401");
+        }
         let app = |serves_api: bool| {
             Arc::new(App {
                 engine: Arc::clone(&engine),
@@ -258,6 +262,7 @@ impl Service {
                 locations: locations.clone(),
                 metrics: metrics.clone(),
                 closing: Arc::clone(&closing),
+                admin: admin.clone(),
             })
         };
         let api = match role {

@@ -87,6 +87,12 @@ impl Tenants {
         self.by_name.len()
     }
 
+    /// The configured tenants' names, in no order (the dashboard's search looks a job id up
+    /// under each).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+
     /// Whether no tenant is configured.
     pub fn is_empty(&self) -> bool {
         self.by_name.is_empty()

@@ -409,13 +409,14 @@ async fn stats_count_waiting_and_in_flight(engine: Arc<dyn Engine>) -> Outcome {
         submit(&*engine, &job(t, Priority::Normal)).await?;
     }
     let held = lease(&*engine, &request("w", 1, T0)).await?;
+    let status = busy_worker_status();
     engine
         .heartbeat(
             &worker("w"),
             std::slice::from_ref(&held[0].lease),
             at(1),
             at(1) + Duration::from_secs(60),
-            r#"{"jobs":1}"#,
+            &status,
         )
         .await
         .map_err(|e| format!("heartbeat: {e}"))?;
@@ -432,9 +433,35 @@ async fn stats_count_waiting_and_in_flight(engine: Arc<dyn Engine>) -> Outcome {
             && stats.workers[0].worker == worker("w")
             && stats.workers[0].held == 1
             && stats.workers[0].at == at(1)
-            && stats.workers[0].status == r#"{"jobs":1}"#,
+            && stats.workers[0].status == status,
         || format!("workers {:?}", stats.workers),
     )
+}
+
+/// What a busy worker says of itself with its heartbeats (core's worker status, the
+/// dashboard's source): 15 minutes of activity with many destination hosts, some KiB of JSON
+/// that every engine must keep exactly.
+fn busy_worker_status() -> String {
+    use crate::activity::{Activity, WorkerStatus};
+    use crate::notify::{Attempt, DeliveryOutcome};
+    let mut activity = Activity::default();
+    for minute in 0..15 {
+        let when = at(1_000 + minute * 60);
+        for host in 0..20 {
+            let attempt = Attempt::answered(1, 200, Duration::from_millis(40 + host));
+            let outcome = DeliveryOutcome::from_attempts(vec![attempt]);
+            activity.delivery(&format!("hooks-{host}.example.com"), &outcome, when);
+        }
+        activity.job_finished(JobState::Success, when);
+        activity.job_finished(JobState::Failed, when);
+    }
+    let status = WorkerStatus::new(
+        64,
+        Duration::from_secs(60),
+        Duration::from_secs(5),
+        activity,
+    );
+    status.to_json()
 }
 
 async fn token_buckets_refill_at_their_rate(engine: Arc<dyn Engine>) -> Outcome {

@@ -26,6 +26,7 @@ pub fn readyz(app: &App) -> Resp {
 /// The Prometheus exposition, the queue's figures read from the engine first.
 pub async fn metrics(app: &App) -> Resp {
     app.monitor.refresh(&*app.engine).await;
+    crate::metrics::collect_process();
     match &app.metrics {
         Some(handle) => response::text(
             StatusCode::OK,

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
+pub mod openapi;
 #[path = "../support/redis_server.rs"]
 pub mod redis_server;
 use redis_server::RedisServer;
@@ -169,12 +170,17 @@ impl Server {
                 sink.lock().unwrap().push(line);
             }
         });
-        let addr = rx
-            .recv_timeout(DEADLINE)
-            .unwrap_or_else(|_| panic!("no ready line; logs: {:?}", logs.lock().unwrap()));
+        let Ok(addr) = rx.recv_timeout(DEADLINE) else {
+            // Not left running after the test.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no ready line; logs: {:?}", logs.lock().unwrap());
+        };
+        let addr: SocketAddr = addr.parse().unwrap();
+        openapi::serves_imgchkr(addr);
         Server {
             child,
-            addr: addr.parse().unwrap(),
+            addr,
             dir,
             logs,
             redis,
@@ -266,6 +272,7 @@ pub fn metric_in(text: &str, line_prefix: &str) -> f64 {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        openapi::gone(self.addr);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -357,7 +364,13 @@ pub fn request(
     head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
     let mut raw = head.into_bytes();
     raw.extend_from_slice(body);
-    raw_exchange(addr, &raw)
+    let resp = raw_exchange(addr, &raw);
+    // Every answer of an imgchkr server is one the OpenAPI document describes (other local
+    // servers, moto's S3 or a webhook receiver, speak their own API).
+    if openapi::is_imgchkr(addr) {
+        openapi::check(method, path, &resp);
+    }
+    resp
 }
 
 /// Writes `raw` and parses the response (the server may answer before reading it all).
