@@ -317,7 +317,7 @@ impl ServeArgs {
 }
 
 /// The store when none is given: the embedded durable engine, in the working directory.
-pub const DEFAULT_STORE: &str = "memory:";
+pub const DEFAULT_STORE: &str = "sqlite:imgchkr.db";
 
 /// Parses `TENANT:TOKEN`.
 pub fn parse_token(s: &str) -> Result<(String, String), String> {

@@ -100,6 +100,18 @@ pub async fn open(args: &ServeArgs) -> Result<Arc<dyn Engine>, EngineError> {
     };
     match store_kind {
         Kind::Memory => Ok(Arc::new(MemoryEngine::new())),
+        Kind::Sqlite => {
+            let config = imgchkr_sqlite::SqliteConfig::from_url(store).ok_or_else(|| {
+                open_failed("expected sqlite:PATH or sqlite:PATH?synchronous=full|normal".into())
+            })?;
+            // Opening reads the file and takes its lock: off the async threads.
+            let engine =
+                tokio::task::spawn_blocking(move || imgchkr_sqlite::SqliteEngine::open(&config))
+                    .await
+                    .map_err(|e| open_failed(e.to_string()))?
+                    .map_err(|e| open_failed(e.to_string()))?;
+            Ok(Arc::new(engine))
+        }
         Kind::Redis => {
             let engine =
                 imgchkr_redis::RedisEngine::connect(imgchkr_redis::RedisConfig::new(store))

@@ -84,7 +84,9 @@ fn serve_answers_only_operational_routes_on_metrics_listen() {
 
 /// Runs `imgchkr <args>` to completion: (exit code, stderr).
 fn run(args: &[&str]) -> (Option<i32>, String) {
+    let scratch = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_imgchkr"))
+        .current_dir(scratch.path())
         .args(args)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())

@@ -70,17 +70,34 @@ impl SqliteConfig {
     }
 
     /// The configuration of a store URL `sqlite:PATH` (`PATH` relative to the working
-    /// directory, or absolute); `None` for any other URL, or an empty path.
+    /// directory, or absolute), optionally `?synchronous=full` (or `normal`, the default);
+    /// `None` for any other URL, an empty path or another parameter.
     ///
     /// ```
-    /// # use imgchkr_sqlite::SqliteConfig;
+    /// # use imgchkr_sqlite::{SqliteConfig, Synchronous};
     /// let config = SqliteConfig::from_url("sqlite:imgchkr.db").unwrap();
     /// assert_eq!(config.path.to_str(), Some("imgchkr.db"));
+    /// assert_eq!(config.synchronous, Synchronous::Normal);
+    /// let strict = SqliteConfig::from_url("sqlite:/var/lib/imgchkr.db?synchronous=full").unwrap();
+    /// assert_eq!(strict.synchronous, Synchronous::Full);
+    /// assert!(SqliteConfig::from_url("sqlite:a.db?sync=off").is_none());
     /// assert!(SqliteConfig::from_url("redis://localhost").is_none());
     /// ```
     pub fn from_url(url: &str) -> Option<SqliteConfig> {
-        let path = url.strip_prefix("sqlite:")?;
-        (!path.is_empty()).then(|| SqliteConfig::new(path))
+        let rest = url.strip_prefix("sqlite:")?;
+        let (path, query) = match rest.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (rest, None),
+        };
+        if path.is_empty() {
+            return None;
+        }
+        let synchronous = match query {
+            None | Some("synchronous=normal") => Synchronous::Normal,
+            Some("synchronous=full") => Synchronous::Full,
+            Some(_) => return None,
+        };
+        Some(SqliteConfig::new(path).synchronous(synchronous))
     }
 
     /// The same with `synchronous`.

@@ -29,6 +29,8 @@ pub enum Backend {
     Embedded,
     /// `--redis` of a `redis-server` started for each server, killed with it.
     Redis,
+    /// `--store sqlite:` of a fresh file in each server's own directory (the default engine).
+    Sqlite,
 }
 
 thread_local! {
@@ -47,8 +49,9 @@ pub fn backend() -> Backend {
 }
 
 /// Runs each named test function (defined without `#[test]`) once per backend, unchanged:
-/// `embedded::<name>` on the in-memory store and queue, `redis::<name>` on `serve --redis`
-/// with a `redis-server` of its own.
+/// `embedded::<name>` on the in-memory store and queue, `sqlite::<name>` on the embedded
+/// durable default with a file of its own, `redis::<name>` on `serve --redis` with a
+/// `redis-server` of its own.
 #[allow(unused_macros)]
 macro_rules! both_backends {
     ($($name:ident),+ $(,)?) => {
@@ -65,6 +68,14 @@ macro_rules! both_backends {
                 #[test]
                 fn $name() {
                     super::common::with_backend(super::common::Backend::Redis, super::$name);
+                }
+            )+
+        }
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::common::with_backend(super::common::Backend::Sqlite, super::$name);
                 }
             )+
         }
@@ -135,6 +146,10 @@ impl Server {
             (None, Backend::Embedded) if !chosen => {
                 cmd.args(["--store", "memory:"]);
             }
+            (None, Backend::Sqlite) if !chosen => {
+                let file = dir.path().join(".imgchkr-test.db");
+                cmd.arg("--store").arg(format!("sqlite:{}", file.display()));
+            }
             _ => {}
         }
         for var in ["IMGCHKR_REDIS", "IMGCHKR_STORE", "IMGCHKR_QUEUE"] {
@@ -147,6 +162,11 @@ impl Server {
     /// Runs `cmd` (an `imgchkr serve|api` command line, its environment set) and waits for
     /// its ready line; its stderr is kept in `logs`.
     pub fn spawn(mut cmd: Command, dir: tempfile::TempDir, redis: Option<RedisServer>) -> Server {
+        // Whatever the server writes in its working directory (the default store's file)
+        // lands in its own temporary directory, never in the source tree.
+        if cmd.get_current_dir().is_none() {
+            cmd.current_dir(dir.path());
+        }
         let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
