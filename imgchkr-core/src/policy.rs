@@ -125,7 +125,7 @@ pub enum ValidationError {
         /// The policy's limit.
         max: u32,
     },
-    /// The headers pass but the image data does not decode (with [`Verify::Decode`] only).
+    /// The headers pass but the image data does not decode (with `Verify::Decode` only, feature `decode`).
     CorruptData {
         /// The decoder's reason.
         reason: String,
