@@ -67,6 +67,7 @@ pub(crate) async fn listen_forever(
     timeout: Duration,
 ) {
     let mut backoff = Duration::from_millis(100);
+    let mut first = true;
     loop {
         let on_notice = {
             let wake = Arc::clone(&wake);
@@ -86,7 +87,10 @@ pub(crate) async fn listen_forever(
                     Ok(()) => {
                         backoff = Duration::from_millis(100);
                         // Submissions while it was away notified nobody: look once.
-                        wake.push();
+                        if !first {
+                            wake.push();
+                        }
+                        first = false;
                         let _ = driver.await;
                         debug!("postgres: the listening connection ended; reconnecting");
                     }

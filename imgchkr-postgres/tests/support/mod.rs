@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use imgchkr_postgres::{PostgresConfig, PostgresEngine};
 #[allow(unused_imports)]
-pub use pg_cluster::{PgCluster, free_port};
+pub use pg_cluster::{PgCluster, free_port, run_as};
 
 /// A schema no other engine of this test process uses.
 pub fn fresh_schema(name: &str) -> String {

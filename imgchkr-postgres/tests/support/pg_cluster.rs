@@ -52,7 +52,7 @@ pub fn bin_dir() -> PathBuf {
 
 /// The uid and gid of the `postgres` user, when the tests run as root (the server refuses
 /// to run as root); `None` otherwise (the cluster runs as the current user).
-fn run_as() -> Option<(u32, u32)> {
+pub fn run_as() -> Option<(u32, u32)> {
     let me = Command::new("id").arg("-u").output().ok()?;
     if String::from_utf8_lossy(&me.stdout).trim() != "0" {
         return None;
@@ -234,48 +234,12 @@ impl PgCluster {
     /// Runs `sql` with `psql` in database `db`; panics on an error. Returns its output
     /// (unaligned, tuples only).
     pub fn psql(&self, db: &str, sql: &str) -> String {
-        let out = Command::new(self.bin.join("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-            ])
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                db,
-                "-c",
-                sql,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "psql {sql:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        psql(&self.bin, self.port, db, sql)
     }
 
     /// A fresh, empty database; returns its name.
     pub fn create_database(&self) -> String {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            "t{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        );
-        self.psql("postgres", &format!("CREATE DATABASE {name}"));
-        name
+        create_database(&self.bin, self.port)
     }
 
     /// Stops the server at once (`pg_ctl stop -m immediate`: no checkpoint, what is
@@ -320,4 +284,138 @@ impl Drop for PgCluster {
     fn drop(&mut self) {
         self.stop_immediate();
     }
+}
+
+/// A cluster for the whole test process, started on first use: statics are never dropped,
+/// so a watcher shell started with it stops it (immediately) and removes its directory once
+/// this process has exited.
+pub struct SharedCluster {
+    bin: PathBuf,
+    dir: PathBuf,
+    /// The loopback port it listens on.
+    pub port: u16,
+}
+
+impl SharedCluster {
+    /// The process's cluster.
+    pub fn get() -> &'static SharedCluster {
+        static SHARED: std::sync::OnceLock<SharedCluster> = std::sync::OnceLock::new();
+        SHARED.get_or_init(SharedCluster::start)
+    }
+
+    fn start() -> SharedCluster {
+        // initdb as a PgCluster would, then hand the directory to the watcher.
+        let mut cluster = PgCluster::start();
+        cluster.stop_fast();
+        let bin = cluster.bin.clone();
+        let port = cluster.port;
+        let as_user = cluster.as_user;
+        let extra = std::mem::take(&mut cluster.extra);
+        let dir = std::mem::replace(&mut cluster.dir, tempfile::tempdir().unwrap()).keep();
+        drop(cluster);
+        let mut settings = String::new();
+        for setting in extra {
+            settings.push_str(&format!(" -c '{setting}'"));
+        }
+        let script = format!(
+            r#""$1/postgres" -D "$2/data" -p {port} -k "$2" -c listen_addresses=127.0.0.1 \
+                 -c max_connections=300 -c shared_buffers=64MB{settings} 2>>"$2/postgres.log" &
+               pg=$!
+               while [ -d /proc/{owner} ] && kill -0 $pg 2>/dev/null; do sleep 0.5; done
+               kill -QUIT $pg 2>/dev/null; wait $pg; rm -rf "$2""#,
+            owner = std::process::id()
+        );
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &script, "watcher"])
+            .arg(&bin)
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some((uid, gid)) = as_user {
+            cmd.uid(uid).gid(gid);
+        }
+        // Not waited for: it outlives this process on purpose.
+        let _watcher = cmd.spawn().expect("start the postgres watcher");
+        let shared = SharedCluster { bin, dir, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ready(&shared.bin, port) {
+            assert!(
+                Instant::now() < deadline,
+                "the shared postgres did not start: {}",
+                std::fs::read_to_string(shared.dir.join("postgres.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        shared
+    }
+
+    /// A URL of database `db` for the `postgres` role (no TLS).
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{db}?sslmode=disable",
+            self.port
+        )
+    }
+
+    /// Runs `sql` with `psql` in database `db` (see [`PgCluster::psql`]).
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        psql(&self.bin, self.port, db, sql)
+    }
+
+    /// A fresh, empty database; returns its name.
+    pub fn create_database(&self) -> String {
+        create_database(&self.bin, self.port)
+    }
+}
+
+fn ready(bin: &Path, port: u16) -> bool {
+    Command::new(bin.join("pg_isready"))
+        .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string(), "-t", "2"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn psql(bin: &Path, port: u16, db: &str, sql: &str) -> String {
+    let out = Command::new(bin.join("psql"))
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+        ])
+        .args([
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            db,
+            "-c",
+            sql,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "psql {sql:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn create_database(bin: &Path, port: u16) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = format!(
+        "t{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    );
+    psql(bin, port, "postgres", &format!("CREATE DATABASE {name}"));
+    name
 }
