@@ -191,6 +191,15 @@ pub(crate) fn error(e: &tokio_postgres::Error) -> StoreError {
             db.message(),
             db.code().code()
         )),
-        None => StoreError::Unavailable(format!("postgres: {e}")),
+        None => {
+            // The driver's text alone hides the cause ("error performing TLS handshake").
+            let mut text = format!("postgres: {e}");
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                text.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            StoreError::Unavailable(text)
+        }
     }
 }
