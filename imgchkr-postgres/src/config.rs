@@ -15,8 +15,9 @@ pub struct PostgresConfig {
     /// `verify-ca` or `verify-full`; `sslrootcert` names a PEM file of trusted roots (the
     /// WebPKI roots otherwise). Other parameters are those of `tokio-postgres`.
     pub url: String,
-    /// The schema holding the engine's tables and functions (`imgchkr` by default): several
-    /// deployments, or tests, can share one database under different schemas.
+    /// The schema holding the engine's tables and functions (`imgchkr` by default; ASCII
+    /// letters, digits and `_`): several deployments, or tests, can share one database under
+    /// different schemas. It is also the name of the notification channel.
     pub schema: String,
     /// Connections in the pool at most (each engine call holds one for its one statement).
     pub pool_size: usize,
@@ -144,11 +145,17 @@ pub(crate) fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-/// Checks a schema name: 1 to 63 bytes (Postgres' identifier length), no NUL.
+/// Checks a schema name: 1 to 63 ASCII letters, digits and underscores, not starting with a
+/// digit (it is also the notification channel, and appears in the migrations' SQL).
 pub(crate) fn check_schema(schema: &str) -> Result<(), StoreError> {
-    if schema.is_empty() || schema.len() > 63 || schema.contains('\0') {
+    let well_formed = (1..=63).contains(&schema.len())
+        && schema
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !schema.starts_with(|c: char| c.is_ascii_digit());
+    if !well_formed {
         return Err(StoreError::Unavailable(format!(
-            "postgres: bad schema name {schema:?} (1 to 63 bytes, no NUL)"
+            "postgres: bad schema name {schema:?} (1 to 63 ASCII letters, digits or _, not starting with a digit)"
         )));
     }
     Ok(())
@@ -177,6 +184,9 @@ mod tests {
         assert_eq!(quote_literal("it's"), "'it''s'");
         assert!(check_schema("").is_err());
         assert!(check_schema(&"x".repeat(64)).is_err());
+        assert!(check_schema("a'b").is_err());
+        assert!(check_schema("1abc").is_err());
         assert!(check_schema("imgchkr").is_ok());
+        assert!(check_schema("Tenant_2").is_ok());
     }
 }

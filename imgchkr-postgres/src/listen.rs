@@ -67,7 +67,6 @@ pub(crate) async fn listen_forever(
     timeout: Duration,
 ) {
     let mut backoff = Duration::from_millis(100);
-    let mut first = true;
     loop {
         let on_notice = {
             let wake = Arc::clone(&wake);
@@ -86,11 +85,9 @@ pub(crate) async fn listen_forever(
                 match listening {
                     Ok(()) => {
                         backoff = Duration::from_millis(100);
-                        // Submissions while it was away notified nobody: look once.
-                        if !first {
-                            wake.push();
-                        }
-                        first = false;
+                        // Submissions made before it listened (while it was connecting, or
+                        // away) notified nobody: look once.
+                        wake.push();
                         let _ = driver.await;
                         debug!("postgres: the listening connection ended; reconnecting");
                     }

@@ -138,6 +138,11 @@ async fn a_submission_through_one_engine_wakes_anothers_idle_worker() {
         .await
         .unwrap();
     let api = engine(&cluster.url("postgres"), &schema).await;
+    // The first wait starts the listener, and ends once it listens (a submission made before
+    // would have notified nobody).
+    let started = Instant::now();
+    idle.work_available().await;
+    assert!(started.elapsed() < Duration::from_millis(900));
     // Nothing queued: the wait lasts about the block time (and no longer).
     assert!(idle.lease(&request("w", 1, T0)).await.unwrap().is_empty());
     let started = Instant::now();
