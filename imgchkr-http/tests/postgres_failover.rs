@@ -53,7 +53,11 @@ fn readyz_is_503_while_postgres_is_down_and_200_once_it_is_back() {
     let hooks = Receiver::start();
     let server = Server::start(&["--store", &url]);
     server.write("ok.jpg", &jpeg_header(10, 10));
-    assert_eq!(server.get("/readyz").status, 200);
+    // Ready once its worker runs and its first check of Postgres is in (on a busy machine,
+    // not always at the ready line).
+    wait_within("readyz 200", Duration::from_secs(10), || {
+        (server.get("/readyz").status == 200).then_some(())
+    });
     wait_within("postgres_up 1", Duration::from_secs(5), || {
         (server.metric("imgchkr_postgres_up") == 1.0).then_some(())
     });
