@@ -335,7 +335,8 @@ impl SharedCluster {
         if let Some((uid, gid)) = as_user {
             cmd.uid(uid).gid(gid);
         }
-        // Not waited for: it outlives this process on purpose.
+        // Not waited for: it outlives this process on purpose (it cleans up after it).
+        #[allow(clippy::zombie_processes)]
         let _watcher = cmd.spawn().expect("start the postgres watcher");
         let shared = SharedCluster { bin, dir, port };
         let deadline = Instant::now() + Duration::from_secs(30);
