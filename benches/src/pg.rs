@@ -46,8 +46,8 @@ fn postgres_user() -> Option<(u32, u32)> {
 }
 
 impl Cluster {
-    /// Creates and starts a cluster on `port`.
-    pub fn start(port: u16) -> Cluster {
+    /// Creates and starts a cluster on `port`, with extra server `settings` (`name=value`).
+    pub fn start(port: u16, settings: &[String]) -> Cluster {
         let bin = bin_dir();
         let dir = std::env::temp_dir().join(format!("loadgen-pg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create the cluster dir");
@@ -81,7 +81,11 @@ impl Cluster {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let child = command("postgres")
+        let mut postgres = command("postgres");
+        for setting in settings {
+            postgres.args(["-c", setting]);
+        }
+        let child = postgres
             .arg("-D")
             .arg(dir.join("data"))
             .args(["-p", &port.to_string(), "-k"])

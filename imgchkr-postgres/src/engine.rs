@@ -22,6 +22,7 @@ use crate::config::{Parsed, PostgresConfig, check_schema, parse, quote_ident};
 use crate::conn::Conn;
 use crate::listen::{Wake, listen_forever};
 use crate::migrate::migrate;
+use crate::notify::{Announcer, announce_forever};
 
 /// The statements of the engine's calls, for its schema.
 struct Sql {
@@ -72,12 +73,14 @@ struct Inner {
     block: Duration,
     wake: Arc<Wake>,
     listener: OnceLock<AbortHandle>,
+    announcer: Arc<Announcer>,
+    notifier: OnceLock<AbortHandle>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(listener) = self.listener.get() {
-            listener.abort();
+        for task in [self.listener.get(), self.notifier.get()].into_iter().flatten() {
+            task.abort();
         }
     }
 }
@@ -137,6 +140,8 @@ impl PostgresEngine {
                 block: config.block(),
                 wake: Arc::default(),
                 listener: OnceLock::new(),
+                announcer: Arc::default(),
+                notifier: OnceLock::new(),
             }),
         })
     }
@@ -193,7 +198,10 @@ impl PostgresEngine {
             )
             .await?;
         match field(&reply, "r") {
-            "new" => Ok(Submitted::New),
+            "new" => {
+                self.announce();
+                Ok(Submitted::New)
+            }
             "existing" => Ok(Submitted::Existing(Box::new(codec::job(
                 &key,
                 reply["job"].clone(),
@@ -202,6 +210,21 @@ impl PostgresEngine {
             "full" => Err(StoreError::Full(Full::Queue)),
             _ => Err(unexpected("submit", &reply)),
         }
+    }
+
+    /// Tells idle workers (of every process) that a job was queued, from a task of this
+    /// handle's (started on first use).
+    fn announce(&self) {
+        let inner = &self.inner;
+        inner.notifier.get_or_init(|| {
+            tokio::spawn(announce_forever(
+                Arc::clone(&inner.announcer),
+                inner.conn.clone(),
+                inner.schema.clone(),
+            ))
+            .abort_handle()
+        });
+        inner.announcer.announce();
     }
 
     async fn get_job(&self, key: &JobKey) -> Result<Lookup, StoreError> {

@@ -5,13 +5,15 @@
 //! loadgen (--server PATH_TO_IMGCHKR | --target ADDR) [--jobs N] [--concurrency C]
 //!         [--timeout SECS] [--flood]
 //!         [--redis URL | --start-redis [--redis-server PATH] | --postgres URL | --start-postgres]
-//!         [--worker-processes K]
+//!         [--postgres-setting NAME=VALUE]... [--worker-processes K]
 //! ```
 //!
 //! `--postgres URL` (or `--start-postgres`: a throwaway cluster, `initdb` into a temp dir, on
 //! a free loopback port, Postgres' default durability, `pg_stat_statements` loaded) runs the
 //! same deployment on the Postgres engine (`--store URL`); with `--start-postgres` the report
-//! adds the server's CPU time (postmaster and backends) and the engine's statements per job.
+//! adds the server's CPU time (postmaster and backends) and the engine's statements per job,
+//! and `--postgres-setting NAME=VALUE` (repeatable) sets a server setting of that cluster
+//! (e.g. `synchronous_commit=off`).
 //!
 //! With `--server` alone it starts `imgchkr serve` (in-memory queue). With `--redis URL` (or
 //! `--start-redis`: it starts a throwaway `redis-server` on a free loopback port, no
@@ -58,6 +60,8 @@ struct Args {
     postgres: Option<String>,
     /// Distributed mode on a throwaway cluster this run starts.
     start_postgres: bool,
+    /// Server settings of that cluster.
+    postgres_settings: Vec<String>,
     worker_processes: usize,
 }
 
@@ -76,7 +80,7 @@ fn usage() -> ! {
         "usage: loadgen (--server PATH_TO_IMGCHKR | --target ADDR) [--jobs N] \
          [--concurrency C] [--timeout SECS] [--flood] \
          [--redis URL | --start-redis [--redis-server PATH] | --postgres URL | --start-postgres] \
-         [--worker-processes K]"
+         [--postgres-setting NAME=VALUE]... [--worker-processes K]"
     );
     std::process::exit(2)
 }
@@ -94,6 +98,7 @@ fn parse_args() -> Args {
         redis_server: PathBuf::from("redis-server"),
         postgres: None,
         start_postgres: false,
+        postgres_settings: Vec::new(),
         worker_processes: 1,
     };
     let mut it = std::env::args().skip(1);
@@ -113,6 +118,7 @@ fn parse_args() -> Args {
             "--redis-server" => args.redis_server = PathBuf::from(val()),
             "--postgres" => args.postgres = Some(val()),
             "--start-postgres" => args.start_postgres = true,
+            "--postgres-setting" => args.postgres_settings.push(val()),
             "--worker-processes" => {
                 args.worker_processes = val().parse().unwrap_or_else(|_| usage())
             }
@@ -259,7 +265,7 @@ impl Spawned {
         let url = match (&args.redis, &args.postgres) {
             (Some(url), _) | (None, Some(url)) => url.clone(),
             (None, None) if args.start_postgres => {
-                let cluster = imgchkr_benches::pg::Cluster::start(free_port());
+                let cluster = imgchkr_benches::pg::Cluster::start(free_port(), &args.postgres_settings);
                 let url = cluster.url();
                 spawned.postgres = Some(cluster);
                 url

@@ -57,7 +57,8 @@ BEGIN
 END
 $$;
 
--- Records a job and queues it, in one step. Returns {"r": "new"}, {"r": "existing", "job"}
+-- Records a job and queues it, in one step (idle workers are notified by the caller once
+-- it committed). Returns {"r": "new"}, {"r": "existing", "job"}
 -- or {"r": "full", "which": "queue" | "tenant"}. The bounds are checked by counting (at most
 -- `capacity` index entries): concurrent submissions may each see the last free place.
 CREATE FUNCTION @S@.submit(
@@ -107,7 +108,9 @@ BEGIN
         ON CONFLICT DO NOTHING;
     END LOOP;
     INSERT INTO @S@.queue (tenant, priority, seq, id) VALUES (p_tenant, p_priority, v_seq, p_id);
-    PERFORM pg_notify(@CHANNEL@, '');
+    -- No NOTIFY here: a transaction that notifies holds a database-wide lock through its
+    -- commit (and its WAL flush), which would serialize every submission. The engine
+    -- notifies after the commit instead, from a statement of its own (see `notify.rs`).
     RETURN jsonb_build_object('r', 'new');
 END
 $$;
