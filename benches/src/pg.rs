@@ -148,6 +148,17 @@ impl Cluster {
             .ok()
     }
 
+    /// The statements that took the most time (with `pg_stat_statements.track=all`, also
+    /// those the engine's functions run inside): `calls | total ms | mean ms | query`.
+    pub fn top_statements(&self, n: usize) -> String {
+        self.psql(&format!(
+            "SELECT calls || ' | ' || round(total_exec_time::numeric, 1) || ' | ' || \
+             round(mean_exec_time::numeric, 3) || ' | ' || \
+             regexp_replace(left(query, 70), '\\s+', ' ', 'g') \
+             FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT {n}"
+        ))
+    }
+
     /// The postmaster's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

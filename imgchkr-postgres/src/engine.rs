@@ -79,7 +79,10 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        for task in [self.listener.get(), self.notifier.get()].into_iter().flatten() {
+        for task in [self.listener.get(), self.notifier.get()]
+            .into_iter()
+            .flatten()
+        {
             task.abort();
         }
     }

@@ -265,7 +265,8 @@ impl Spawned {
         let url = match (&args.redis, &args.postgres) {
             (Some(url), _) | (None, Some(url)) => url.clone(),
             (None, None) if args.start_postgres => {
-                let cluster = imgchkr_benches::pg::Cluster::start(free_port(), &args.postgres_settings);
+                let cluster =
+                    imgchkr_benches::pg::Cluster::start(free_port(), &args.postgres_settings);
                 let url = cluster.url();
                 spawned.postgres = Some(cluster);
                 url
@@ -570,6 +571,11 @@ async fn main() {
         .as_ref()
         .and_then(|s| s.postgres.as_ref())
         .and_then(imgchkr_benches::pg::Cluster::engine_statements);
+    if let Some(postgres) = spawned.as_ref().and_then(|s| s.postgres.as_ref())
+        && std::env::var_os("LOADGEN_PG_TOP").is_some()
+    {
+        eprintln!("{}", postgres.top_statements(15));
+    }
     if let Some(s) = spawned {
         s.stop();
     }

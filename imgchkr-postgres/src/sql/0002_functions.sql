@@ -69,18 +69,23 @@ RETURNS jsonb
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_seq bigint;
-    v_job jsonb;
+    v_row @S@.jobs;
+    v_full text;
 BEGIN
-    SELECT @S@.job_json(j) INTO v_job FROM @S@.jobs j WHERE j.tenant = p_tenant AND j.id = p_id;
-    IF FOUND THEN
-        RETURN jsonb_build_object('r', 'existing', 'job', v_job);
-    END IF;
+    -- The bounds first: a new key (the common case) needs no lookup before its insert.
     IF (SELECT count(*) FROM (SELECT 1 FROM @S@.queue LIMIT p_capacity) w) >= p_capacity THEN
-        RETURN jsonb_build_object('r', 'full', 'which', 'queue');
+        v_full := 'queue';
+    ELSIF (SELECT count(*) FROM (SELECT 1 FROM @S@.queue q WHERE q.tenant = p_tenant
+                                 LIMIT p_share) w) >= p_share THEN
+        v_full := 'tenant';
     END IF;
-    IF (SELECT count(*) FROM (SELECT 1 FROM @S@.queue q WHERE q.tenant = p_tenant LIMIT p_share) w)
-       >= p_share THEN
-        RETURN jsonb_build_object('r', 'full', 'which', 'tenant');
+    IF v_full IS NOT NULL THEN
+        -- An existing job is answered even when the queue is full.
+        SELECT * INTO v_row FROM @S@.jobs j WHERE j.tenant = p_tenant AND j.id = p_id;
+        IF FOUND THEN
+            RETURN jsonb_build_object('r', 'existing', 'job', @S@.job_json(v_row));
+        END IF;
+        RETURN jsonb_build_object('r', 'full', 'which', v_full);
     END IF;
     v_seq := nextval('@S@.seq');
     INSERT INTO @S@.jobs (tenant, id, seq, state, priority, location, asset_path, on_start_url,
@@ -89,10 +94,9 @@ BEGIN
             p_on_success, p_on_failure, p_errors, p_warnings, p_created)
     ON CONFLICT DO NOTHING;
     IF NOT FOUND THEN
-        -- A concurrent submission of the same key committed first: answer with its job.
-        SELECT @S@.job_json(j) INTO v_job FROM @S@.jobs j
-        WHERE j.tenant = p_tenant AND j.id = p_id;
-        RETURN jsonb_build_object('r', 'existing', 'job', v_job);
+        -- The key exists (submitted before, or concurrently and committed first).
+        SELECT * INTO v_row FROM @S@.jobs j WHERE j.tenant = p_tenant AND j.id = p_id;
+        RETURN jsonb_build_object('r', 'existing', 'job', @S@.job_json(v_row));
     END IF;
     -- A key submitted again after it expired is a new job.
     DELETE FROM @S@.tombstones t WHERE t.tenant = p_tenant AND t.id = p_id;
@@ -119,11 +123,11 @@ $$;
 CREATE FUNCTION @S@.get(p_tenant text, p_id uuid) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    v_job jsonb;
+    v_row @S@.jobs;
 BEGIN
-    SELECT @S@.job_json(j) INTO v_job FROM @S@.jobs j WHERE j.tenant = p_tenant AND j.id = p_id;
+    SELECT * INTO v_row FROM @S@.jobs j WHERE j.tenant = p_tenant AND j.id = p_id;
     IF FOUND THEN
-        RETURN jsonb_build_object('r', 'found', 'job', v_job);
+        RETURN jsonb_build_object('r', 'found', 'job', @S@.job_json(v_row));
     END IF;
     IF EXISTS (SELECT 1 FROM @S@.tombstones t WHERE t.tenant = p_tenant AND t.id = p_id) THEN
         RETURN jsonb_build_object('r', 'expired');
@@ -201,68 +205,77 @@ BEGIN
 END
 $$;
 
--- Leases one job to a worker (replacing an earlier lease) and marks it started, as
--- `Job::apply(Started)` does. Returns {"d": deliveries, "job"}.
+-- Leases jobs to a worker (replacing earlier leases) and marks them started, as
+-- `Job::apply(Started)` does, in one statement. p_pos orders the reply. Returns
+-- [{"d": deliveries, "job"}…] in p_pos order (jobs that no longer exist are left out).
 CREATE FUNCTION @S@.take(
-    p_tenant text, p_id uuid, p_worker text, p_now timestamptz, p_until timestamptz)
+    p_tenants text[], p_ids uuid[], p_pos integer[], p_worker text, p_now timestamptz,
+    p_until timestamptz)
 RETURNS jsonb
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    j @S@.jobs;
-BEGIN
-    UPDATE @S@.jobs x SET
-        deliveries = x.deliveries + 1,
-        lease_worker = p_worker,
-        lease_until = p_until,
-        state = CASE WHEN x.state IN ('queued', 'started') THEN 'started' ELSE x.state END,
-        started_at = CASE WHEN x.state = 'cancelled' THEN x.started_at
-                          ELSE coalesce(x.started_at, p_now) END
-    WHERE x.tenant = p_tenant AND x.id = p_id
-    RETURNING * INTO j;
-    IF NOT FOUND THEN
-        RETURN NULL;
-    END IF;
-    RETURN jsonb_build_object('d', j.deliveries, 'job', @S@.job_json(j));
-END
+LANGUAGE sql VOLATILE AS $$
+    WITH taken AS (
+        UPDATE @S@.jobs x SET
+            deliveries = x.deliveries + 1,
+            lease_worker = p_worker,
+            lease_until = p_until,
+            state = CASE WHEN x.state IN ('queued', 'started') THEN 'started' ELSE x.state END,
+            started_at = CASE WHEN x.state = 'cancelled' THEN x.started_at
+                              ELSE coalesce(x.started_at, p_now) END
+        FROM unnest(p_tenants, p_ids, p_pos) AS u(tenant, id, pos)
+        WHERE x.tenant = u.tenant AND x.id = u.id
+        RETURNING u.pos, x.deliveries, @S@.job_json(x) AS job
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object('d', t.deliveries, 'job', t.job)
+                              ORDER BY t.pos), '[]'::jsonb)
+    FROM taken t
 $$;
 
--- Hands out up to p_max jobs: first those whose lease expired (taken over), then waiting
--- ones, round-robin across tenants (least recently served first; higher priority first and
--- FIFO within a tenant), skipping tenants with p_cap jobs in flight. Rows other workers are
--- taking are skipped (SKIP LOCKED), never waited for. Returns {"leased": [{"d", "job"}…],
--- "more": whether jobs are left waiting after a lease that took some}.
+-- Hands out up to p_max jobs (at most 1000): first those whose lease expired (taken over),
+-- then waiting ones, round-robin across tenants (least recently served first; higher
+-- priority first and FIFO within a tenant), skipping tenants with p_cap jobs in flight. Rows
+-- other workers are taking are skipped (SKIP LOCKED), never waited for. Each tenant's share
+-- of the batch leaves its line in one statement. Returns {"leased": [{"d", "job"}…], "more":
+-- whether jobs are left waiting after a lease that took some}.
 CREATE FUNCTION @S@.lease(
     p_worker text, p_max integer, p_now timestamptz, p_until timestamptz, p_cap bigint)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    v_out jsonb := '[]'::jsonb;
-    v_taken integer := 0;
-    v_one jsonb;
-    r record;
+    v_max integer := least(greatest(p_max, 1), 1000);
+    v_out jsonb;
+    v_taken integer;
+    v_left integer;
     v_tenants text[];
     v_room bigint[];
+    v_alloc integer[];
     v_n integer;
     v_any boolean;
-    v_id uuid;
-    v_served text[] := '{}';
-    v_turns bigint[] := '{}';
+    v_ids uuid[];
+    v_pt text[] := '{}';
+    v_pi uuid[] := '{}';
+    v_pos integer[] := '{}';
+    v_order integer[];
+    v_rank integer[] := '{}';
+    v_ti integer[] := '{}';
+    v_base bigint;
 BEGIN
-    FOR r IN
-        SELECT j.tenant, j.id FROM @S@.jobs j
+    WITH expired AS (
+        SELECT j.tenant, j.id, j.lease_until FROM @S@.jobs j
         WHERE j.lease_worker IS NOT NULL AND j.lease_until <= p_now
         ORDER BY j.lease_until
-        LIMIT p_max
+        LIMIT v_max
         FOR UPDATE SKIP LOCKED
-    LOOP
-        v_one := @S@.take(r.tenant, r.id, p_worker, p_now, p_until);
-        IF v_one IS NOT NULL THEN
-            v_out := v_out || jsonb_build_array(v_one);
-            v_taken := v_taken + 1;
-        END IF;
-    END LOOP;
+    )
+    SELECT coalesce(array_agg(e.tenant ORDER BY e.lease_until, e.tenant, e.id), '{}'),
+           coalesce(array_agg(e.id ORDER BY e.lease_until, e.tenant, e.id), '{}')
+    INTO v_pt, v_pi FROM expired e;
+    v_out := @S@.take(v_pt, v_pi,
+                      ARRAY(SELECT generate_series(1, coalesce(array_length(v_pi, 1), 0))),
+                      p_worker, p_now, p_until);
+    v_taken := jsonb_array_length(v_out);
+    v_left := v_max - v_taken;
 
-    IF v_taken < p_max THEN
+    IF v_left > 0 THEN
         -- Tenants with jobs waiting in serving order, and how many more each may take (as
         -- many tenants as jobs still wanted, and a few more for lines others are taking).
         SELECT coalesce(array_agg(c.tenant ORDER BY c.last_served, c.since, c.tenant), '{}'),
@@ -271,7 +284,7 @@ BEGIN
         FROM (
             SELECT s.* FROM (
                 SELECT t.tenant, t.last_served, t.since,
-                       CASE WHEN p_cap IS NULL THEN p_max::bigint
+                       CASE WHEN p_cap IS NULL THEN v_left::bigint
                             ELSE p_cap - (SELECT count(*) FROM @S@.jobs j
                                           WHERE j.tenant = t.tenant
                                             AND j.lease_worker IS NOT NULL) END AS room
@@ -280,54 +293,77 @@ BEGIN
             ) s
             WHERE s.room > 0
             ORDER BY s.last_served, s.since, s.tenant
-            LIMIT (p_max - v_taken) + 16
+            LIMIT v_left + 16
         ) c;
         v_n := coalesce(array_length(v_tenants, 1), 0);
-        -- Rounds over the tenants in order: each round serves each tenant once, as turns
-        -- taken one job at a time would (a served tenant goes behind every other).
+        -- What each tenant has waiting, up to what it may take.
+        FOR i IN 1..v_n LOOP
+            v_room[i] := (SELECT count(*) FROM (
+                              SELECT 1 FROM @S@.queue q WHERE q.tenant = v_tenants[i]
+                              LIMIT least(v_room[i], v_left)) w);
+        END LOOP;
+        -- The places dealt round by round, each round one per tenant in serving order, as
+        -- turns taken one job at a time would (a served tenant goes behind every other).
+        v_alloc := array_fill(0, ARRAY[v_n]);
         LOOP
             v_any := false;
             FOR i IN 1..v_n LOOP
-                EXIT WHEN v_taken >= p_max;
-                CONTINUE WHEN v_room[i] <= 0;
+                EXIT WHEN v_left = 0;
+                IF v_alloc[i] < v_room[i] THEN
+                    v_alloc[i] := v_alloc[i] + 1;
+                    v_left := v_left - 1;
+                    v_any := true;
+                END IF;
+            END LOOP;
+            EXIT WHEN NOT v_any OR v_left = 0;
+        END LOOP;
+        -- Each tenant's share leaves its line at once; round r of the deal is each
+        -- tenant's r-th job.
+        v_pt := '{}';
+        v_pi := '{}';
+        FOR i IN 1..v_n LOOP
+            CONTINUE WHEN v_alloc[i] = 0;
+            WITH popped AS (
                 DELETE FROM @S@.queue q
-                WHERE (q.tenant, q.priority, q.seq) = (
+                WHERE (q.tenant, q.priority, q.seq) IN (
                     SELECT w.tenant, w.priority, w.seq FROM @S@.queue w
                     WHERE w.tenant = v_tenants[i]
                     ORDER BY w.priority, w.seq
-                    LIMIT 1
+                    LIMIT v_alloc[i]
                     FOR UPDATE SKIP LOCKED)
-                RETURNING q.id INTO v_id;
-                IF NOT FOUND THEN
-                    v_room[i] := 0;
-                    CONTINUE;
-                END IF;
-                v_one := @S@.take(v_tenants[i], v_id, p_worker, p_now, p_until);
-                v_any := true;
-                v_room[i] := v_room[i] - 1;
-                v_served := v_served || v_tenants[i];
-                v_turns := v_turns || nextval('@S@.turn');
-                IF v_one IS NOT NULL THEN
-                    v_out := v_out || jsonb_build_array(v_one);
-                    v_taken := v_taken + 1;
-                END IF;
+                RETURNING q.priority, q.seq, q.id
+            )
+            SELECT coalesce(array_agg(p.id ORDER BY p.priority, p.seq), '{}')
+            INTO v_ids FROM popped p;
+            FOR r IN 1..coalesce(array_length(v_ids, 1), 0) LOOP
+                v_pt := v_pt || v_tenants[i];
+                v_pi := v_pi || v_ids[r];
+                v_rank := v_rank || r;
+                v_ti := v_ti || i;
             END LOOP;
-            EXIT WHEN NOT v_any OR v_taken >= p_max;
         END LOOP;
-        IF array_length(v_served, 1) > 0 THEN
+        IF coalesce(array_length(v_pi, 1), 0) > 0 THEN
+            -- Positions in serving order: by round, then by the tenant's place.
+            SELECT array_agg(o.pos ORDER BY o.n) INTO v_pos
+            FROM (SELECT u.n, row_number() OVER (ORDER BY u.rank, u.ti) AS pos
+                  FROM unnest(v_rank, v_ti) WITH ORDINALITY AS u(rank, ti, n)) o;
+            v_out := v_out || @S@.take(v_pt, v_pi, v_pos, p_worker, p_now, p_until);
+            -- A served tenant's turn: this lease's, then its last job's place in it (so
+            -- tenants served here go behind every tenant not served since).
+            v_base := nextval('@S@.turn') * 1024;
             -- Locked in tenant order, so concurrent leases cannot deadlock on them.
-            PERFORM 1 FROM @S@.tenants t WHERE t.tenant = ANY (v_served)
+            PERFORM 1 FROM @S@.tenants t WHERE t.tenant = ANY (v_pt)
             ORDER BY t.tenant FOR NO KEY UPDATE;
             UPDATE @S@.tenants t SET last_served = greatest(t.last_served, s.turn)
-            FROM (SELECT u.tenant, max(u.turn) AS turn
-                  FROM unnest(v_served, v_turns) AS u(tenant, turn)
+            FROM (SELECT u.tenant, v_base + max(u.pos) AS turn
+                  FROM unnest(v_pt, v_pos) AS u(tenant, pos)
                   GROUP BY u.tenant) s
             WHERE t.tenant = s.tenant;
         END IF;
     END IF;
     RETURN jsonb_build_object(
         'leased', v_out,
-        'more', v_taken > 0 AND EXISTS (SELECT 1 FROM @S@.queue));
+        'more', jsonb_array_length(v_out) > 0 AND EXISTS (SELECT 1 FROM @S@.queue));
 END
 $$;
 
