@@ -79,8 +79,12 @@
 //!   `tests/outage.rs`).
 //! - **Sharing**: any number of processes share one database and schema. Work is handed out
 //!   with `SELECT … FOR UPDATE SKIP LOCKED` (two workers never wait on each other's rows, and
-//!   never get the same job); idle workers are woken by `LISTEN`/`NOTIFY` (a submission or a
-//!   release notifies at commit), with a poll every block time as the fallback.
+//!   never get the same job), each tenant's share of a batch leaving its line in one
+//!   statement; idle workers are woken by `LISTEN`/`NOTIFY`, with a poll every block time as
+//!   the fallback. A submission notifies after its commit, from a statement of its own (a
+//!   transaction that runs `NOTIFY` holds a database-wide lock until its commit is flushed,
+//!   which would serialize submissions), coalesced while one is on its way; a released lease
+//!   notifies at its commit.
 //! - **Bounds**: retention work per `purge` is bounded by its budget (jobs expired, and as
 //!   many tombstones, remembered values and buckets dropped per kind), taken with `SKIP
 //!   LOCKED` so it never waits on a busy row; the per-tenant count check reads the index of

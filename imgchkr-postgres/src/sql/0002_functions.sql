@@ -57,10 +57,27 @@ BEGIN
 END
 $$;
 
+-- Adds `p_delta` to the waiting counts of each tenant in `p_tenants` (their `p_deltas`) and
+-- to the total, each on a shard picked at random. Rows are locked in (tenant, shard) order,
+-- then the total's: the one order every caller follows, so callers cannot deadlock here.
+CREATE FUNCTION @S@.count_waiting(p_tenants text[], p_deltas bigint[]) RETURNS void
+LANGUAGE sql VOLATILE AS $$
+    INSERT INTO @S@.waiting AS w (tenant, shard, n)
+    SELECT u.tenant, floor(random() * 8)::smallint, sum(u.delta)
+    FROM unnest(p_tenants, p_deltas) AS u(tenant, delta)
+    GROUP BY u.tenant
+    ORDER BY 1, 2
+    ON CONFLICT (tenant, shard) DO UPDATE SET n = w.n + EXCLUDED.n;
+    INSERT INTO @S@.waiting_total AS t (shard, n)
+    SELECT floor(random() * 8)::smallint, sum(d) FROM unnest(p_deltas) AS d
+    HAVING count(*) > 0
+    ON CONFLICT (shard) DO UPDATE SET n = t.n + EXCLUDED.n;
+$$;
+
 -- Records a job and queues it, in one step (idle workers are notified by the caller once
 -- it committed). Returns {"r": "new"}, {"r": "existing", "job"}
--- or {"r": "full", "which": "queue" | "tenant"}. The bounds are checked by counting (at most
--- `capacity` index entries): concurrent submissions may each see the last free place.
+-- or {"r": "full", "which": "queue" | "tenant"}. The bounds are checked against the waiting
+-- counts: concurrent submissions may each see the last free place.
 CREATE FUNCTION @S@.submit(
     p_tenant text, p_id uuid, p_priority smallint, p_location text, p_path text,
     p_on_start text, p_on_success text, p_on_failure text, p_created timestamptz,
@@ -73,10 +90,10 @@ DECLARE
     v_full text;
 BEGIN
     -- The bounds first: a new key (the common case) needs no lookup before its insert.
-    IF (SELECT count(*) FROM (SELECT 1 FROM @S@.queue LIMIT p_capacity) w) >= p_capacity THEN
+    IF (SELECT coalesce(sum(t.n), 0) FROM @S@.waiting_total t) >= p_capacity THEN
         v_full := 'queue';
-    ELSIF (SELECT count(*) FROM (SELECT 1 FROM @S@.queue q WHERE q.tenant = p_tenant
-                                 LIMIT p_share) w) >= p_share THEN
+    ELSIF (SELECT coalesce(sum(w.n), 0) FROM @S@.waiting w WHERE w.tenant = p_tenant)
+          >= p_share THEN
         v_full := 'tenant';
     END IF;
     IF v_full IS NOT NULL THEN
@@ -112,6 +129,7 @@ BEGIN
         ON CONFLICT DO NOTHING;
     END LOOP;
     INSERT INTO @S@.queue (tenant, priority, seq, id) VALUES (p_tenant, p_priority, v_seq, p_id);
+    PERFORM @S@.count_waiting(ARRAY[p_tenant], ARRAY[1::bigint]);
     -- No NOTIFY here: a transaction that notifies holds a database-wide lock through its
     -- commit (and its WAL flush), which would serialize every submission. The engine
     -- notifies after the commit instead, from a statement of its own (see `notify.rs`).
@@ -193,6 +211,7 @@ BEGIN
         DELETE FROM @S@.queue q
         WHERE q.tenant = p_tenant AND q.priority = j.priority AND q.seq = j.seq;
         IF FOUND THEN
+            PERFORM @S@.count_waiting(ARRAY[p_tenant], ARRAY[-1::bigint]);
             UPDATE @S@.jobs x SET state = 'cancelled', finished_at = p_at, retired_at = p_at
             WHERE x.tenant = p_tenant AND x.id = p_id
             RETURNING * INTO j;
@@ -348,6 +367,7 @@ BEGIN
             FROM (SELECT u.n, row_number() OVER (ORDER BY u.rank, u.ti) AS pos
                   FROM unnest(v_rank, v_ti) WITH ORDINALITY AS u(rank, ti, n)) o;
             v_out := v_out || @S@.take(v_pt, v_pi, v_pos, p_worker, p_now, p_until);
+            PERFORM @S@.count_waiting(v_pt, array_fill(-1::bigint, ARRAY[array_length(v_pt, 1)]));
             -- A served tenant's turn: this lease's, then its last job's place in it (so
             -- tenants served here go behind every tenant not served since).
             v_base := nextval('@S@.turn') * 1024;
@@ -576,13 +596,13 @@ $$;
 CREATE FUNCTION @S@.stats() RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
-        'waiting', (SELECT count(*) FROM @S@.queue),
+        'waiting', (SELECT coalesce(sum(t.n), 0) FROM @S@.waiting_total t),
         'in_flight', (SELECT count(*) FROM @S@.jobs j WHERE j.lease_worker IS NOT NULL),
         'tenants', coalesce((
             SELECT jsonb_agg(jsonb_build_array(l.tenant, l.waiting, l.in_flight))
             FROM (SELECT x.tenant, sum(x.w) AS waiting, sum(x.f) AS in_flight
-                  FROM (SELECT q.tenant, count(*) AS w, 0 AS f FROM @S@.queue q
-                        GROUP BY q.tenant
+                  FROM (SELECT q.tenant, sum(q.n) AS w, 0 AS f FROM @S@.waiting q
+                        GROUP BY q.tenant HAVING sum(q.n) > 0
                         UNION ALL
                         SELECT j.tenant, 0, count(*) FROM @S@.jobs j
                         WHERE j.lease_worker IS NOT NULL GROUP BY j.tenant) x
