@@ -63,13 +63,13 @@ $$;
 CREATE FUNCTION @S@.count_waiting(p_tenants text[], p_deltas bigint[]) RETURNS void
 LANGUAGE sql VOLATILE AS $$
     INSERT INTO @S@.waiting AS w (tenant, shard, n)
-    SELECT u.tenant, floor(random() * 8)::smallint, sum(u.delta)
+    SELECT u.tenant, floor(random() * 32)::smallint, sum(u.delta)
     FROM unnest(p_tenants, p_deltas) AS u(tenant, delta)
     GROUP BY u.tenant
     ORDER BY 1, 2
     ON CONFLICT (tenant, shard) DO UPDATE SET n = w.n + EXCLUDED.n;
     INSERT INTO @S@.waiting_total AS t (shard, n)
-    SELECT floor(random() * 8)::smallint, sum(d) FROM unnest(p_deltas) AS d
+    SELECT floor(random() * 32)::smallint, sum(d) FROM unnest(p_deltas) AS d
     HAVING count(*) > 0
     ON CONFLICT (shard) DO UPDATE SET n = t.n + EXCLUDED.n;
 $$;
