@@ -52,7 +52,6 @@
 //! | `jobs` | job (until retention expires it) | `tenant`, `id` (the key), `seq` (submission order), `state`, `priority` (0 high, 1 normal, 2 low), `location` and `asset_path` (the asset as given), the three webhook URLs, `errors` and `warnings` (JSON), `created_at`, `started_at`, `finished_at`, `deliveries` (times handed out), `lease_worker` and `lease_until` (the lease while in flight), `retired_at` (when retention starts counting) |
 //! | `deliveries` | event a job notified | `event`, `ord`, `url`, `status` (`pending`, `delivered`, `failed`), `attempts`, `http_status`, `error`; `recorded_at`, `done_at`, `latency_ms` (the database's clock: history only) |
 //! | `queue` | job waiting | `tenant`, `priority`, `seq`, `id`: the waiting lines |
-//! | `waiting`, `waiting_total` | shard of a tenant's (all tenants') waiting count | `n`: the count is the sum of a tenant's rows |
 //! | `tenants` | tenant with jobs waiting or in flight | `last_served` (its last round-robin turn, 0 if never), `since` |
 //! | `tombstones` | expired job | `expired_at`: `410 Gone` until dropped |
 //! | `buckets` | token bucket | `tokens`, `at_us` (the caller's clock), `full_at` |
@@ -90,10 +89,11 @@
 //!   many tombstones, remembered values and buckets dropped per kind), taken with `SKIP
 //!   LOCKED` so it never waits on a busy row; the per-tenant count check reads the index of
 //!   every job (skipped while the planner's estimate of all jobs is well under the count). The
-//!   queue's capacity and a tenant's share are checked against waiting counts kept in up to
-//!   32 rows per tenant (and 32 for the total), one picked at random per change, so
-//!   submissions rarely wait on one another's counter row; submissions racing for the last
-//!   places may overshoot by the number of concurrent submitters.
+//!   queue's capacity and a tenant's share are checked without a counter row (which every
+//!   submission would lock): the distance between the oldest and newest submission waiting
+//!   (two index probes) bounds how many wait, and only when it reaches the bound are the
+//!   waiting jobs counted (at most the bound). Submissions racing for the last places may
+//!   overshoot by the number of concurrent submitters.
 //! - **Precision**: times are kept to the microsecond (Postgres' `timestamptz`).
 //!
 //! [`StoreError::Unavailable`]: imgchkr_core::StoreError::Unavailable

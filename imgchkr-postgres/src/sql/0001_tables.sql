@@ -82,22 +82,10 @@ CREATE TABLE @S@.queue (
     id       uuid NOT NULL,
     PRIMARY KEY (tenant, priority, seq)
 );
-
--- How many jobs wait, per tenant, kept in a few rows each (`shard`): a submission adds 1 to
--- one of its tenant's rows picked at random, a lease or a cancel takes from one, so the
--- capacity and share checks sum a few rows instead of counting the lines, and concurrent
--- submissions rarely wait on the same row. A shard may be negative; the sum is exact.
-CREATE TABLE @S@.waiting (
-    tenant text COLLATE "C" NOT NULL,
-    shard  smallint NOT NULL,
-    n      bigint NOT NULL,
-    PRIMARY KEY (tenant, shard)
-);
--- The same for all tenants together.
-CREATE TABLE @S@.waiting_total (
-    shard smallint PRIMARY KEY,
-    n     bigint NOT NULL
-);
+-- The oldest and newest submission waiting, overall and per tenant: their distance bounds how
+-- many wait, so the capacity and share checks count only when the bound reaches them.
+CREATE INDEX queue_seq ON @S@.queue (seq);
+CREATE INDEX queue_tenant_seq ON @S@.queue (tenant, seq);
 
 -- Round-robin: one row per tenant with jobs waiting or in flight. Tenants are served least
 -- recently served first (`last_served`, 0 if never), then by `since` (the submission that

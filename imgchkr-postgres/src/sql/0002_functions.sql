@@ -57,27 +57,36 @@ BEGIN
 END
 $$;
 
--- Adds `p_delta` to the waiting counts of each tenant in `p_tenants` (their `p_deltas`) and
--- to the total, each on a shard picked at random. Rows are locked in (tenant, shard) order,
--- then the total's: the one order every caller follows, so callers cannot deadlock here.
-CREATE FUNCTION @S@.count_waiting(p_tenants text[], p_deltas bigint[]) RETURNS void
-LANGUAGE sql VOLATILE AS $$
-    INSERT INTO @S@.waiting AS w (tenant, shard, n)
-    SELECT u.tenant, floor(random() * 32)::smallint, sum(u.delta)
-    FROM unnest(p_tenants, p_deltas) AS u(tenant, delta)
-    GROUP BY u.tenant
-    ORDER BY 1, 2
-    ON CONFLICT (tenant, shard) DO UPDATE SET n = w.n + EXCLUDED.n;
-    INSERT INTO @S@.waiting_total AS t (shard, n)
-    SELECT floor(random() * 32)::smallint, sum(d) FROM unnest(p_deltas) AS d
-    HAVING count(*) > 0
-    ON CONFLICT (shard) DO UPDATE SET n = t.n + EXCLUDED.n;
+-- Whether at least `p_bound` jobs wait (of `p_tenant`, or of all tenants when it is NULL).
+-- The distance between the oldest and the newest submission waiting bounds how many wait
+-- (two index probes); only when that bound reaches `p_bound` are they counted, at most
+-- `p_bound` index entries. No counter row: concurrent submissions never wait on each other.
+CREATE FUNCTION @S@.at_least(p_tenant text, p_bound bigint) RETURNS boolean
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_span bigint;
+BEGIN
+    IF p_tenant IS NULL THEN
+        v_span := (SELECT max(q.seq) FROM @S@.queue q) - (SELECT min(q.seq) FROM @S@.queue q) + 1;
+        IF coalesce(v_span, 0) < p_bound THEN
+            RETURN false;
+        END IF;
+        RETURN (SELECT count(*) FROM (SELECT 1 FROM @S@.queue LIMIT p_bound) w) >= p_bound;
+    END IF;
+    v_span := (SELECT max(q.seq) FROM @S@.queue q WHERE q.tenant = p_tenant)
+              - (SELECT min(q.seq) FROM @S@.queue q WHERE q.tenant = p_tenant) + 1;
+    IF coalesce(v_span, 0) < p_bound THEN
+        RETURN false;
+    END IF;
+    RETURN (SELECT count(*) FROM (SELECT 1 FROM @S@.queue q WHERE q.tenant = p_tenant
+                                  LIMIT p_bound) w) >= p_bound;
+END
 $$;
 
 -- Records a job and queues it, in one step (idle workers are notified by the caller once
 -- it committed). Returns {"r": "new"}, {"r": "existing", "job"}
--- or {"r": "full", "which": "queue" | "tenant"}. The bounds are checked against the waiting
--- counts: concurrent submissions may each see the last free place.
+-- or {"r": "full", "which": "queue" | "tenant"}. The bounds are checked with `at_least`:
+-- concurrent submissions may each see the last free place.
 CREATE FUNCTION @S@.submit(
     p_tenant text, p_id uuid, p_priority smallint, p_location text, p_path text,
     p_on_start text, p_on_success text, p_on_failure text, p_created timestamptz,
@@ -90,10 +99,9 @@ DECLARE
     v_full text;
 BEGIN
     -- The bounds first: a new key (the common case) needs no lookup before its insert.
-    IF (SELECT coalesce(sum(t.n), 0) FROM @S@.waiting_total t) >= p_capacity THEN
+    IF @S@.at_least(NULL, p_capacity) THEN
         v_full := 'queue';
-    ELSIF (SELECT coalesce(sum(w.n), 0) FROM @S@.waiting w WHERE w.tenant = p_tenant)
-          >= p_share THEN
+    ELSIF @S@.at_least(p_tenant, p_share) THEN
         v_full := 'tenant';
     END IF;
     IF v_full IS NOT NULL THEN
@@ -129,7 +137,6 @@ BEGIN
         ON CONFLICT DO NOTHING;
     END LOOP;
     INSERT INTO @S@.queue (tenant, priority, seq, id) VALUES (p_tenant, p_priority, v_seq, p_id);
-    PERFORM @S@.count_waiting(ARRAY[p_tenant], ARRAY[1::bigint]);
     -- No NOTIFY here: a transaction that notifies holds a database-wide lock through its
     -- commit (and its WAL flush), which would serialize every submission. The engine
     -- notifies after the commit instead, from a statement of its own (see `notify.rs`).
@@ -211,7 +218,6 @@ BEGIN
         DELETE FROM @S@.queue q
         WHERE q.tenant = p_tenant AND q.priority = j.priority AND q.seq = j.seq;
         IF FOUND THEN
-            PERFORM @S@.count_waiting(ARRAY[p_tenant], ARRAY[-1::bigint]);
             UPDATE @S@.jobs x SET state = 'cancelled', finished_at = p_at, retired_at = p_at
             WHERE x.tenant = p_tenant AND x.id = p_id
             RETURNING * INTO j;
@@ -367,7 +373,6 @@ BEGIN
             FROM (SELECT u.n, row_number() OVER (ORDER BY u.rank, u.ti) AS pos
                   FROM unnest(v_rank, v_ti) WITH ORDINALITY AS u(rank, ti, n)) o;
             v_out := v_out || @S@.take(v_pt, v_pi, v_pos, p_worker, p_now, p_until);
-            PERFORM @S@.count_waiting(v_pt, array_fill(-1::bigint, ARRAY[array_length(v_pt, 1)]));
             -- A served tenant's turn: this lease's, then its last job's place in it (so
             -- tenants served here go behind every tenant not served since).
             v_base := nextval('@S@.turn') * 1024;
@@ -596,13 +601,13 @@ $$;
 CREATE FUNCTION @S@.stats() RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
-        'waiting', (SELECT coalesce(sum(t.n), 0) FROM @S@.waiting_total t),
+        'waiting', (SELECT count(*) FROM @S@.queue),
         'in_flight', (SELECT count(*) FROM @S@.jobs j WHERE j.lease_worker IS NOT NULL),
         'tenants', coalesce((
             SELECT jsonb_agg(jsonb_build_array(l.tenant, l.waiting, l.in_flight))
             FROM (SELECT x.tenant, sum(x.w) AS waiting, sum(x.f) AS in_flight
-                  FROM (SELECT q.tenant, sum(q.n) AS w, 0 AS f FROM @S@.waiting q
-                        GROUP BY q.tenant HAVING sum(q.n) > 0
+                  FROM (SELECT q.tenant, count(*) AS w, 0 AS f FROM @S@.queue q
+                        GROUP BY q.tenant
                         UNION ALL
                         SELECT j.tenant, 0, count(*) FROM @S@.jobs j
                         WHERE j.lease_worker IS NOT NULL GROUP BY j.tenant) x
