@@ -19,6 +19,8 @@
 //! DC difference and a random number of random AC coefficients), so every input is a legal
 //! T.81 file that full decoders decode; a test checks that with `jpeg-decoder` and `zune-jpeg`.
 
+pub mod pg;
+
 use std::io::Cursor;
 
 /// One generated input and the dimensions it truly has.

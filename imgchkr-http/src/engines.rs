@@ -120,6 +120,15 @@ pub async fn open(args: &ServeArgs) -> Result<Arc<dyn Engine>, EngineError> {
             imgchkr_redis::describe_metrics();
             Ok(Arc::new(engine))
         }
+        Kind::Postgres => {
+            let engine = imgchkr_postgres::PostgresEngine::connect(
+                imgchkr_postgres::PostgresConfig::new(store),
+            )
+            .await
+            .map_err(|e| open_failed(e.to_string()))?;
+            imgchkr_postgres::describe_metrics();
+            Ok(Arc::new(engine))
+        }
         other => Err(open_failed(format!(
             "the {other:?} engine is not built into this binary"
         ))),

@@ -1,11 +1,19 @@
 //! `loadgen`: end-to-end load test of `imgchkr serve` over loopback, or of a distributed
-//! deployment (`imgchkr api` + K `imgchkr worker` processes sharing one Redis).
+//! deployment (`imgchkr api` + K `imgchkr worker` processes sharing one Redis or Postgres).
 //!
 //! ```text
 //! loadgen (--server PATH_TO_IMGCHKR | --target ADDR) [--jobs N] [--concurrency C]
 //!         [--timeout SECS] [--flood]
-//!         [--redis URL | --start-redis [--redis-server PATH]] [--worker-processes K]
+//!         [--redis URL | --start-redis [--redis-server PATH] | --postgres URL | --start-postgres]
+//!         [--postgres-setting NAME=VALUE]... [--worker-processes K]
 //! ```
+//!
+//! `--postgres URL` (or `--start-postgres`: a throwaway cluster, `initdb` into a temp dir, on
+//! a free loopback port, Postgres' default durability, `pg_stat_statements` loaded) runs the
+//! same deployment on the Postgres engine (`--store URL`); with `--start-postgres` the report
+//! adds the server's CPU time (postmaster and backends) and the engine's statements per job,
+//! and `--postgres-setting NAME=VALUE` (repeatable) sets a server setting of that cluster
+//! (e.g. `synchronous_commit=off`).
 //!
 //! With `--server` alone it starts `imgchkr serve` (in-memory queue). With `--redis URL` (or
 //! `--start-redis`: it starts a throwaway `redis-server` on a free loopback port, no
@@ -48,12 +56,22 @@ struct Args {
     /// Distributed mode on a `redis-server` this run starts.
     start_redis: bool,
     redis_server: PathBuf,
+    /// Distributed mode: this Postgres.
+    postgres: Option<String>,
+    /// Distributed mode on a throwaway cluster this run starts.
+    start_postgres: bool,
+    /// Server settings of that cluster.
+    postgres_settings: Vec<String>,
     worker_processes: usize,
 }
 
 impl Args {
     fn distributed(&self) -> bool {
-        self.redis.is_some() || self.start_redis
+        self.redis.is_some() || self.start_redis || self.postgres.is_some() || self.start_postgres
+    }
+
+    fn on_postgres(&self) -> bool {
+        self.postgres.is_some() || self.start_postgres
     }
 }
 
@@ -61,7 +79,8 @@ fn usage() -> ! {
     eprintln!(
         "usage: loadgen (--server PATH_TO_IMGCHKR | --target ADDR) [--jobs N] \
          [--concurrency C] [--timeout SECS] [--flood] \
-         [--redis URL | --start-redis [--redis-server PATH]] [--worker-processes K]"
+         [--redis URL | --start-redis [--redis-server PATH] | --postgres URL | --start-postgres] \
+         [--postgres-setting NAME=VALUE]... [--worker-processes K]"
     );
     std::process::exit(2)
 }
@@ -77,6 +96,9 @@ fn parse_args() -> Args {
         redis: None,
         start_redis: false,
         redis_server: PathBuf::from("redis-server"),
+        postgres: None,
+        start_postgres: false,
+        postgres_settings: Vec::new(),
         worker_processes: 1,
     };
     let mut it = std::env::args().skip(1);
@@ -94,6 +116,9 @@ fn parse_args() -> Args {
             "--redis" => args.redis = Some(val()),
             "--start-redis" => args.start_redis = true,
             "--redis-server" => args.redis_server = PathBuf::from(val()),
+            "--postgres" => args.postgres = Some(val()),
+            "--start-postgres" => args.start_postgres = true,
+            "--postgres-setting" => args.postgres_settings.push(val()),
             "--worker-processes" => {
                 args.worker_processes = val().parse().unwrap_or_else(|_| usage())
             }
@@ -101,7 +126,16 @@ fn parse_args() -> Args {
         }
     }
     if args.server.is_some() == args.target.is_some()
-        || (args.redis.is_some() && args.start_redis)
+        || [
+            args.redis.is_some(),
+            args.start_redis,
+            args.postgres.is_some(),
+            args.start_postgres,
+        ]
+        .iter()
+        .filter(|chosen| **chosen)
+        .count()
+            > 1
         || (args.distributed() && args.server.is_none())
         || args.worker_processes == 0
     {
@@ -193,6 +227,8 @@ struct Spawned {
     /// `(name, process)`: `server`, or `api`, `worker-1`, … and `redis-server`.
     children: Vec<(String, Child)>,
     dir: PathBuf,
+    /// The throwaway Postgres of `--start-postgres`.
+    postgres: Option<imgchkr_benches::pg::Cluster>,
 }
 
 impl Spawned {
@@ -204,6 +240,7 @@ impl Spawned {
         let mut spawned = Spawned {
             children: Vec::new(),
             dir,
+            postgres: None,
         };
         let imgchkr = |role: &str, redis: Option<&str>| {
             let mut cmd = Command::new(bin);
@@ -213,7 +250,7 @@ impl Spawned {
                 cmd.args(["--listen", "127.0.0.1:0"]);
             }
             if let Some(url) = redis {
-                cmd.args(["--redis", url]);
+                cmd.args(["--store", url]);
             }
             if args.flood {
                 cmd.args(["--queue-capacity", "1000"]);
@@ -225,9 +262,16 @@ impl Spawned {
             spawned.children.push(("server".into(), child));
             return (spawned, listening_addr(&line));
         }
-        let url = match &args.redis {
-            Some(url) => url.clone(),
-            None => {
+        let url = match (&args.redis, &args.postgres) {
+            (Some(url), _) | (None, Some(url)) => url.clone(),
+            (None, None) if args.start_postgres => {
+                let cluster =
+                    imgchkr_benches::pg::Cluster::start(free_port(), &args.postgres_settings);
+                let url = cluster.url();
+                spawned.postgres = Some(cluster);
+                url
+            }
+            (None, None) => {
                 let port = free_port().to_string();
                 let mut cmd = Command::new(&args.redis_server);
                 cmd.args(["--port", &port, "--bind", "127.0.0.1"]).args([
@@ -266,10 +310,15 @@ impl Spawned {
 
     /// CPU time (user + system) each process used so far, read before they are stopped.
     fn cpu_times(&self) -> Vec<(String, Option<Duration>)> {
-        self.children
+        let mut times: Vec<_> = self
+            .children
             .iter()
             .map(|(name, child)| (name.clone(), cpu_time(&child.id().to_string())))
-            .collect()
+            .collect();
+        if let Some(postgres) = &self.postgres {
+            times.push(("postgres".to_owned(), postgres.cpu_time()));
+        }
+        times
     }
 
     /// Peak RSS in KiB (VmHWM) of each process, read before they are stopped.
@@ -297,6 +346,9 @@ impl Spawned {
         for (_, child) in self.children.iter_mut().rev() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Some(postgres) = self.postgres.take() {
+            postgres.stop();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -515,6 +567,15 @@ async fn main() {
         .unwrap_or_default();
     let mut cpu = spawned.as_ref().map(Spawned::cpu_times).unwrap_or_default();
     cpu.push(("loadgen".to_owned(), cpu_time("self")));
+    let statements = spawned
+        .as_ref()
+        .and_then(|s| s.postgres.as_ref())
+        .and_then(imgchkr_benches::pg::Cluster::engine_statements);
+    if let Some(postgres) = spawned.as_ref().and_then(|s| s.postgres.as_ref())
+        && std::env::var_os("LOADGEN_PG_TOP").is_some()
+    {
+        eprintln!("{}", postgres.top_statements(15));
+    }
     if let Some(s) = spawned {
         s.stop();
     }
@@ -544,8 +605,13 @@ async fn main() {
     let mode = if args.flood { "flood" } else { "normal" };
     let deployment = if args.distributed() {
         format!(
-            "distributed: 1 api + {} worker process(es), one Redis",
-            args.worker_processes
+            "distributed: 1 api + {} worker process(es), one {}",
+            args.worker_processes,
+            if args.on_postgres() {
+                "Postgres"
+            } else {
+                "Redis"
+            }
         )
     } else {
         "embedded (serve)".to_owned()
@@ -615,6 +681,12 @@ async fn main() {
         })
         .collect();
     println!("| CPU time used, s (user + system) | {} |", cpu.join(", "));
+    if let Some(statements) = statements {
+        println!(
+            "| engine statements (pg_stat_statements) | {statements} ({:.2} per accepted job) |",
+            statements as f64 / accepted.max(1) as f64
+        );
+    }
     if rss.is_empty() {
         println!("| server peak RSS (VmHWM) | n/a (--target) |");
     }

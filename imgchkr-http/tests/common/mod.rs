@@ -21,6 +21,10 @@ pub mod openapi;
 pub mod redis_server;
 use redis_server::RedisServer;
 
+/// Throwaway Postgres clusters: the engine crate's own test support, shared.
+#[path = "../../../imgchkr-postgres/tests/support/pg_cluster.rs"]
+pub mod pg_cluster;
+
 /// Where `imgchkr serve` keeps jobs in the tests of this thread: the contract tests run once
 /// per backend (see [`both_backends!`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +35,9 @@ pub enum Backend {
     Redis,
     /// `--store sqlite:` of a fresh file in each server's own directory (the default engine).
     Sqlite,
+    /// `--store postgres://…` of a fresh database for each server, on one throwaway cluster
+    /// per test binary (stopped and removed when the binary exits).
+    Postgres,
 }
 
 thread_local! {
@@ -51,7 +58,8 @@ pub fn backend() -> Backend {
 /// Runs each named test function (defined without `#[test]`) once per backend, unchanged:
 /// `embedded::<name>` on the in-memory store and queue, `sqlite::<name>` on the embedded
 /// durable default with a file of its own, `redis::<name>` on `serve --redis` with a
-/// `redis-server` of its own.
+/// `redis-server` of its own, `postgres::<name>` on `serve --store postgres://…` with a
+/// database of its own.
 #[allow(unused_macros)]
 macro_rules! both_backends {
     ($($name:ident),+ $(,)?) => {
@@ -76,6 +84,14 @@ macro_rules! both_backends {
                 #[test]
                 fn $name() {
                     super::common::with_backend(super::common::Backend::Sqlite, super::$name);
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    super::common::with_backend(super::common::Backend::Postgres, super::$name);
                 }
             )+
         }
@@ -128,7 +144,8 @@ impl Server {
     }
 
     /// Starts `imgchkr <command>` (`serve` or `api`) with `RUST_LOG=<log>`. On the Redis
-    /// [`backend`], `serve` without a `--redis` of its own gets one of a fresh `redis-server`.
+    /// [`backend`], `serve` without a `--redis` of its own gets one of a fresh `redis-server`;
+    /// on the Postgres backend, a fresh database of the test binary's cluster.
     pub fn start_cmd(command: &str, dir: tempfile::TempDir, extra: &[&str], log: &str) -> Server {
         let chosen = extra
             .iter()
@@ -142,6 +159,10 @@ impl Server {
         match (&redis, backend()) {
             (Some(redis), _) => {
                 cmd.args(["--store", &redis.url()]);
+            }
+            (None, Backend::Postgres) if command == "serve" && !chosen => {
+                let cluster = pg_cluster::SharedCluster::get();
+                cmd.args(["--store", &cluster.url(&cluster.create_database())]);
             }
             (None, Backend::Embedded) if !chosen => {
                 cmd.args(["--store", "memory:"]);
@@ -308,8 +329,14 @@ pub struct WorkerProcess {
 impl WorkerProcess {
     /// `imgchkr worker --redis <redis> --image-dir <dir> <extra>`, logging at `RUST_LOG=info`.
     pub fn start(dir: &Path, redis: &str, extra: &[&str]) -> WorkerProcess {
+        WorkerProcess::start_on(dir, redis, extra)
+    }
+
+    /// `imgchkr worker --store <store> --image-dir <dir> <extra>` (any shared store URL),
+    /// logging at `RUST_LOG=info`.
+    pub fn start_on(dir: &Path, store: &str, extra: &[&str]) -> WorkerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_imgchkr"))
-            .args(["worker", "--redis", redis, "--image-dir"])
+            .args(["worker", "--store", store, "--image-dir"])
             .arg(dir)
             .args(extra)
             .env("RUST_LOG", "info")
