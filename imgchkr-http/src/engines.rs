@@ -68,6 +68,13 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
+/// Whether the store `args` name can be shared by several processes (`redis://`,
+/// `postgres://`), judged from its URL alone: `api` and `worker` refuse a single-node store
+/// before touching it (no file is created for a process that will not run).
+pub fn is_shared(args: &ServeArgs) -> bool {
+    matches!(kind(args.store_url()), Some(Kind::Redis | Kind::Postgres))
+}
+
 /// Opens the engine `args` configure.
 pub async fn open(args: &ServeArgs) -> Result<Arc<dyn Engine>, EngineError> {
     let store = args.store_url();

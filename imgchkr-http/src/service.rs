@@ -203,6 +203,11 @@ impl Service {
             })?;
         let webhooks = notifier(&args, delivery, tenant_count)?;
         let remote = remote_sources(&args)?;
+        if role != Role::Serve && !crate::engines::is_shared(&args) {
+            return Err(ServiceError::SingleNode {
+                store: crate::engines::redacted(args.store_url()),
+            });
+        }
         let engine = crate::engines::open(&args).await?;
         if role != Role::Serve && !engine.is_shared() {
             return Err(ServiceError::SingleNode {

@@ -282,11 +282,12 @@ impl Writer {
     }
 }
 
-/// The readiness probe: writes a page and frees it again, so that it fails as a job's write
-/// would on a full disk, a read-only file or a failing device.
+/// The readiness probe: writes eight pages' worth and frees them again, so that it fails as a
+/// group of jobs' writes would on a full disk, a read-only file or a failing device (a single
+/// page could still be found free in a file too full for the next submissions).
 pub(crate) fn probe(tx: &mut Tx<'_>) -> Result<(), Failure> {
     tx.conn
-        .prepare_cached("INSERT INTO probe (data) VALUES (zeroblob(4096))")?
+        .prepare_cached("INSERT INTO probe (data) VALUES (zeroblob(32768))")?
         .execute([])?;
     tx.conn.prepare_cached("DELETE FROM probe")?.execute([])?;
     Ok(())
