@@ -5,8 +5,12 @@
 //! loadgen (--server PATH_TO_IMGCHKR | --target ADDR) [--jobs N] [--concurrency C]
 //!         [--timeout SECS] [--flood]
 //!         [--redis URL | --start-redis [--redis-server PATH] | --postgres URL | --start-postgres]
-//!         [--postgres-setting NAME=VALUE]... [--worker-processes K]
+//!         [--postgres-setting NAME=VALUE]... [--worker-processes K] [--store URL]
 //! ```
+//!
+//! `--store URL` sets the store of the one `serve` process (e.g. `memory:` or
+//! `sqlite:imgchkr.db`); every process runs in the run's temp dir, so the default SQLite file
+//! lands there.
 //!
 //! `--postgres URL` (or `--start-postgres`: a throwaway cluster, `initdb` into a temp dir, on
 //! a free loopback port, Postgres' default durability, `pg_stat_statements` loaded) runs the
@@ -63,6 +67,9 @@ struct Args {
     /// Server settings of that cluster.
     postgres_settings: Vec<String>,
     worker_processes: usize,
+    /// The store of the one `serve` process (`--store`); unset: the binary's default, in the
+    /// run's own directory.
+    store: Option<String>,
 }
 
 impl Args {
@@ -80,7 +87,7 @@ fn usage() -> ! {
         "usage: loadgen (--server PATH_TO_IMGCHKR | --target ADDR) [--jobs N] \
          [--concurrency C] [--timeout SECS] [--flood] \
          [--redis URL | --start-redis [--redis-server PATH] | --postgres URL | --start-postgres] \
-         [--postgres-setting NAME=VALUE]... [--worker-processes K]"
+         [--postgres-setting NAME=VALUE]... [--worker-processes K] [--store URL]"
     );
     std::process::exit(2)
 }
@@ -100,12 +107,17 @@ fn parse_args() -> Args {
         start_postgres: false,
         postgres_settings: Vec::new(),
         worker_processes: 1,
+        store: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut val = || it.next().unwrap_or_else(|| usage());
         match a.as_str() {
-            "--server" => args.server = Some(PathBuf::from(val())),
+            // Absolute: the processes run in the run's own directory.
+            "--server" => {
+                let path = PathBuf::from(val());
+                args.server = Some(std::path::absolute(&path).unwrap_or(path))
+            }
             "--target" => args.target = Some(val().parse().unwrap_or_else(|_| usage())),
             "--jobs" => args.jobs = val().parse().unwrap_or_else(|_| usage()),
             "--concurrency" => args.concurrency = val().parse().unwrap_or_else(|_| usage()),
@@ -119,6 +131,7 @@ fn parse_args() -> Args {
             "--postgres" => args.postgres = Some(val()),
             "--start-postgres" => args.start_postgres = true,
             "--postgres-setting" => args.postgres_settings.push(val()),
+            "--store" => args.store = Some(val()),
             "--worker-processes" => {
                 args.worker_processes = val().parse().unwrap_or_else(|_| usage())
             }
@@ -244,12 +257,14 @@ impl Spawned {
         };
         let imgchkr = |role: &str, redis: Option<&str>| {
             let mut cmd = Command::new(bin);
-            cmd.args([role, "--log-format", "text", "--image-dir"])
+            // The default store's file, if any, lands in the run's own directory.
+            cmd.current_dir(&spawned.dir)
+                .args([role, "--log-format", "text", "--image-dir"])
                 .arg(&spawned.dir);
             if role != "worker" {
                 cmd.args(["--listen", "127.0.0.1:0"]);
             }
-            if let Some(url) = redis {
+            if let Some(url) = redis.or(args.store.as_deref()) {
                 cmd.args(["--store", url]);
             }
             if args.flood {
