@@ -159,6 +159,21 @@ impl RemoteSources {
     }
 }
 
+/// Body bytes received from remote sources (counter, label `location`).
+pub const FETCH_BYTES: &str = "imgchkr_remote_fetch_bytes_total";
+/// Remote reads by location and outcome (counter).
+pub const FETCHES: &str = "imgchkr_remote_fetches_total";
+
+/// Describes this crate's metrics to the installed recorder and starts the byte counters of
+/// both locations at 0 (a series that appears only on its first fetch reads as no data).
+pub fn describe_metrics() {
+    metrics::describe_counter!(FETCH_BYTES, "Body bytes received from remote sources.");
+    metrics::describe_counter!(FETCHES, "Remote reads by location and outcome.");
+    for location in ["url", "s3"] {
+        metrics::counter!(FETCH_BYTES, "location" => location).absolute(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,20 +212,5 @@ mod tests {
             ..RemoteConfig::default()
         };
         assert!(RemoteSources::new(config).is_err());
-    }
-}
-
-/// Body bytes received from remote sources (counter, label `location`).
-pub const FETCH_BYTES: &str = "imgchkr_remote_fetch_bytes_total";
-/// Remote reads by location and outcome (counter).
-pub const FETCHES: &str = "imgchkr_remote_fetches_total";
-
-/// Describes this crate's metrics to the installed recorder and starts the byte counters of
-/// both locations at 0 (a series that appears only on its first fetch reads as no data).
-pub fn describe_metrics() {
-    metrics::describe_counter!(FETCH_BYTES, "Body bytes received from remote sources.");
-    metrics::describe_counter!(FETCHES, "Remote reads by location and outcome.");
-    for location in ["url", "s3"] {
-        metrics::counter!(FETCH_BYTES, "location" => location).absolute(0);
     }
 }
