@@ -21,7 +21,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<Value, StrictError> {
     let mut duplicate = None;
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value = Strict {
-        path: String::new(),
+        at: Step::Root,
         duplicate: &mut duplicate,
     }
     .deserialize(&mut deserializer);
@@ -33,9 +33,32 @@ pub(crate) fn parse(body: &[u8]) -> Result<Value, StrictError> {
     Ok(value)
 }
 
-/// A value at `path`; the first duplicate key found anywhere is noted in `duplicate`.
+/// Where a value sits in the document: a chain of borrowed steps, spelled out as a dotted path
+/// only when a duplicate is found (a submission's every key would otherwise cost a `String`).
+#[derive(Clone, Copy)]
+enum Step<'p> {
+    Root,
+    Key(&'p Step<'p>, &'p str),
+    Item(&'p Step<'p>),
+}
+
+impl Step<'_> {
+    /// `assetPath.path`, `x[].k`; empty at the root.
+    fn path(&self) -> String {
+        match self {
+            Step::Root => String::new(),
+            Step::Key(parent, key) => match parent.path() {
+                path if path.is_empty() => (*key).to_owned(),
+                path => format!("{path}.{key}"),
+            },
+            Step::Item(parent) => format!("{}[]", parent.path()),
+        }
+    }
+}
+
+/// A value at `at`; the first duplicate key found anywhere is noted in `duplicate`.
 struct Strict<'a> {
-    path: String,
+    at: Step<'a>,
     duplicate: &'a mut Option<String>,
 }
 
@@ -88,10 +111,10 @@ impl<'de> Visitor<'de> for Strict<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
-        let path = format!("{}[]", self.path);
+        let at = Step::Item(&self.at);
         loop {
             let seed = Strict {
-                path: path.clone(),
+                at,
                 duplicate: &mut *self.duplicate,
             };
             match seq.next_element_seed(seed)? {
@@ -104,17 +127,13 @@ impl<'de> Visitor<'de> for Strict<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            let path = if self.path.is_empty() {
-                key.clone()
-            } else {
-                format!("{}.{key}", self.path)
-            };
+            let at = Step::Key(&self.at, &key);
             if object.contains_key(&key) {
-                *self.duplicate = Some(path);
+                *self.duplicate = Some(at.path());
                 return Err(de::Error::custom("duplicate key"));
             }
             let value = map.next_value_seed(Strict {
-                path,
+                at,
                 duplicate: &mut *self.duplicate,
             })?;
             object.insert(key, value);

@@ -313,13 +313,19 @@ async fn check_destinations(
     }
     for event in [Event::OnStart, Event::OnSuccess, Event::OnFailure] {
         let url = submission.notification_urls.get(event);
-        let field = format!("notifications.{}", event.name());
-        if let Err(text) = app.webhooks.check_destination(url).await {
-            errors.add(field, text);
-        } else if let Some(allow) = &tenant.notify_allow
-            && let Err(why) = check_url(allow, url, TENANT_CHECK_TIMEOUT).await
-        {
-            errors.add(field, format!("URL not allowed for this tenant: {why}"));
+        let refusal = match app.webhooks.check_destination(url).await {
+            Err(text) => Some(text),
+            Ok(()) => match &tenant.notify_allow {
+                Some(allow) => check_url(allow, url, TENANT_CHECK_TIMEOUT)
+                    .await
+                    .err()
+                    .map(|why| format!("URL not allowed for this tenant: {why}")),
+                None => None,
+            },
+        };
+        // The field's name is spelled only for a refusal: the accepted path allocates nothing.
+        if let Some(text) = refusal {
+            errors.add(format!("notifications.{}", event.name()), text);
         }
     }
     if errors.is_empty() {
