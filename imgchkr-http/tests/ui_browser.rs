@@ -360,7 +360,8 @@ fn screenshots(browser: &Browser, dir: PathBuf) {
 #[test]
 fn the_dashboard_shows_jobs_workers_and_failures_in_chromium() {
     let browser = Browser::start();
-    for backend in [Backend::Embedded, Backend::Redis] {
+    // The SQLite default, memory, and Redis (a worker seen through the shared store).
+    for backend in [Backend::Sqlite, Backend::Embedded, Backend::Redis] {
         with_backend(backend, || {
             let hooks = Receiver::start();
             let server = Server::start(&["--heartbeat", "300ms"]);
