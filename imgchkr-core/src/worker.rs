@@ -227,6 +227,9 @@ impl Worker {
         // Kept across wake-ups until it resolves: an engine's wait may be under way on its
         // side (a blocking pop), and dropping it could lose the wake-up it would have taken.
         let mut work: Option<BoxFuture<'_, ()>> = None;
+        // The fallback poll's timer, kept across wake-ups until it fires: the loop wakes once or
+        // twice per job, and a timer armed on each wake costs a timer-wheel entry each time.
+        let mut poll: Option<BoxFuture<'static, ()>> = None;
         let durable = self.engine.is_durable();
         loop {
             let stopping = deadline.is_some();
@@ -272,7 +275,7 @@ impl Worker {
                 work = Some(self.engine.work_available());
             }
             let waiting_for_work = leasing && free > 0;
-            let mut poll = self.runtime.sleep(self.config.poll_every);
+            let poll_timer = poll.get_or_insert_with(|| self.runtime.sleep(self.config.poll_every));
             let wake = std::future::poll_fn(|cx| {
                 if deadline.is_none() && stop.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Wake::Stop);
@@ -291,7 +294,7 @@ impl Worker {
                 {
                     return Poll::Ready(Wake::WorkAvailable);
                 }
-                if poll.poll_unpin(cx).is_ready() {
+                if poll_timer.poll_unpin(cx).is_ready() {
                     return Poll::Ready(Wake::Work);
                 }
                 Poll::Pending
@@ -313,7 +316,10 @@ impl Worker {
                     work = None;
                     look = true;
                 }
-                Wake::Work => look = true,
+                Wake::Work => {
+                    poll = None;
+                    look = true;
+                }
             }
         }
         let left: Vec<Lease> = self.held().values().cloned().collect();
