@@ -1,0 +1,582 @@
+//! [`AmqpQueue`]: the [`JobQueue`] on RabbitMQ. A supervisor task keeps one connection up
+//! (made again with backoff when it breaks: publishers and consumers reconnect by
+//! themselves); consumer tasks put the broker's deliveries in the process's [`Hold`], from
+//! which leases take them.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use imgchkr_core::engine::split::{Delivery, JobQueue};
+use imgchkr_core::notify::BoxFuture;
+use imgchkr_core::{JobKey, Priority, StoreError};
+use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Acker, BasicProperties, Channel, Confirmation, Connection, Consumer};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
+
+use crate::config::AmqpConfig;
+use crate::held::{Held, Hold, Line};
+use crate::link::{self, bounded};
+use crate::topology;
+use crate::{AMQP_RECONNECTS, AMQP_UP};
+
+/// How long `work_available` waits at most.
+const WAIT_AT_MOST: Duration = Duration::from_secs(2);
+/// How often the supervisor looks at its connection.
+const LOOK_EVERY: Duration = Duration::from_millis(250);
+/// The first wait before connecting again (doubled on each failure, up to `BACKOFF_MAX`).
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// The [`JobQueue`] on RabbitMQ (see the [crate docs](crate)). Cheap to clone: clones share
+/// the connection and the deliveries held; the connection closes when the last is dropped.
+#[derive(Clone)]
+pub struct AmqpQueue {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AmqpQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpQueue")
+            .field("prefix", &self.inner.shared.config.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    supervisor: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        self.shared.wake.notify_one();
+        if let Some(task) = lock(&self.supervisor).take() {
+            task.abort();
+        }
+        for task in self.shared.state().consumers.drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// What the supervisor, the consumer tasks and the calls share.
+struct Shared {
+    config: AmqpConfig,
+    state: Mutex<State>,
+    /// Deliveries arrived or settled: idle workers look again.
+    work: Notify,
+    /// The supervisor looks at once: consuming was asked for, a consumer ended, or closing.
+    wake: Notify,
+    /// Whether this process consumes (it took or waited for work once).
+    consuming: AtomicBool,
+    closed: AtomicBool,
+    receipts: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    /// The channel publishing on the live connection, if any.
+    publish: Option<Channel>,
+    /// Counts connections made: deliveries of an older one cannot be acknowledged.
+    generation: u64,
+    /// A consumer of this generation ended: the connection is made again.
+    broken: Option<u64>,
+    hold: Hold,
+    /// The acknowledgement handle of every delivery held, with its generation.
+    ackers: HashMap<u64, (u64, Acker)>,
+    /// Why the last connection failed or ended.
+    last_error: String,
+    /// Changes (arrivals, settlements) so far, and as of the last take: a wait resolves
+    /// only on news, never on deliveries left over (those of tenants at their cap).
+    changes: u64,
+    seen: u64,
+    consumers: Vec<JoinHandle<()>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn unavailable(reason: impl Into<String>) -> StoreError {
+    StoreError::Unavailable(reason.into())
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// A delivery came on a consumer of `generation` from `line`.
+    fn arrive(&self, generation: u64, line: Line, delivery: lapin::message::Delivery) {
+        let Some(key) = topology::key_of(&delivery.data) else {
+            error!(
+                body = %String::from_utf8_lossy(&delivery.data),
+                "amqp: a message that names no job; dropped"
+            );
+            let acker = delivery.acker;
+            tokio::spawn(async move {
+                let _ = acker.ack(BasicAckOptions::default()).await;
+            });
+            return;
+        };
+        let mut deliveries = topology::deliveries(delivery.properties.headers().as_ref());
+        if line == Line::Parked {
+            // The broker gave up on it: the worker parks it.
+            deliveries = deliveries.max(self.config.max_deliveries.saturating_add(1));
+        }
+        let receipt = self.receipts.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut state = self.state();
+        if state.generation != generation {
+            // Its connection is gone: the broker hands it out again.
+            return;
+        }
+        state.hold.arrive(Held {
+            receipt,
+            key,
+            line,
+            deliveries,
+        });
+        state.ackers.insert(receipt, (generation, delivery.acker));
+        state.changes += 1;
+        drop(state);
+        self.work.notify_waiters();
+    }
+
+    /// A consumer of `generation` ended.
+    fn consumer_ended(&self, generation: u64, why: String) {
+        let mut state = self.state();
+        if state.generation == generation && state.broken.is_none() {
+            debug!(reason = %why, "amqp: a consumer ended");
+            state.broken = Some(generation);
+            state.last_error = why;
+        }
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    fn start_consuming(&self) {
+        if !self.consuming.swap(true, Ordering::SeqCst) {
+            self.wake.notify_one();
+        }
+    }
+}
+
+impl AmqpQueue {
+    /// Connects to the broker and declares the queues: fails with
+    /// [`StoreError::Unavailable`] within about [`AmqpConfig::op_timeout`] if it cannot (a
+    /// bad URL, the broker away, queues declared with other arguments). From then on the
+    /// connection is kept up by a task of its own. Call from within a Tokio runtime.
+    pub async fn connect(config: AmqpConfig) -> Result<AmqpQueue, StoreError> {
+        let (connection, publish) = link::open(&config).await.map_err(unavailable)?;
+        let shared = Arc::new(Shared {
+            config,
+            state: Mutex::new(State::default()),
+            work: Notify::new(),
+            wake: Notify::new(),
+            consuming: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            receipts: AtomicU64::new(0),
+        });
+        let generation = install(&shared, publish);
+        metrics::gauge!(AMQP_UP).set(1.0);
+        let task = tokio::spawn(supervise(
+            Arc::clone(&shared),
+            Some((connection, generation)),
+        ));
+        Ok(AmqpQueue {
+            inner: Arc::new(Inner {
+                shared,
+                supervisor: Mutex::new(Some(task)),
+            }),
+        })
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &AmqpConfig {
+        &self.inner.shared.config
+    }
+
+    /// Closes the connection now (the broker hands the deliveries held out again) and stops
+    /// reconnecting: every call fails with [`StoreError::Closed`] from then on.
+    pub async fn close(&self) {
+        let shared = &self.inner.shared;
+        shared.closed.store(true, Ordering::SeqCst);
+        shared.wake.notify_one();
+        let task = lock(&self.inner.supervisor).take();
+        if let Some(task) = task {
+            // The supervisor closes its connection on its way out (bounded).
+            let _ = tokio::time::timeout(shared.config.op_timeout * 2, task).await;
+        }
+        for task in shared.state().consumers.drain(..) {
+            task.abort();
+        }
+    }
+
+    /// Deliveries held and not taken yet (what the broker pushed ahead).
+    pub fn held(&self) -> usize {
+        self.inner.shared.state().hold.waiting()
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    fn closed(&self) -> Result<(), StoreError> {
+        if self.shared().closed.load(Ordering::SeqCst) {
+            Err(StoreError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn publishing_channel(&self) -> Result<Channel, StoreError> {
+        self.closed()?;
+        let state = self.shared().state();
+        match &state.publish {
+            Some(channel) if channel.status().connected() => Ok(channel.clone()),
+            _ => Err(unavailable(format!(
+                "amqp: not connected ({})",
+                state.last_error
+            ))),
+        }
+    }
+
+    async fn publish_job(&self, key: &JobKey, priority: Priority) -> Result<(), StoreError> {
+        let channel = self.publishing_channel()?;
+        let config = &self.shared().config;
+        let queue = topology::queue_of(&config.prefix, priority);
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_message_id(key.id.to_string().into())
+            .with_content_type("text/plain".into())
+            .with_app_id("imgchkr".into());
+        let body = topology::body(key);
+        let confirm = bounded(config.op_timeout, "a publisher confirm", async {
+            channel
+                .basic_publish(
+                    "".into(),
+                    queue.as_str().into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    &body,
+                    properties,
+                )
+                .await?
+                .await
+        })
+        .await
+        .map_err(unavailable)?;
+        match confirm {
+            Confirmation::Ack(None) => Ok(()),
+            Confirmation::Ack(Some(returned)) => Err(unavailable(format!(
+                "amqp: queue {queue} did not take the message ({})",
+                returned.reply_text
+            ))),
+            Confirmation::Nack(_) => Err(unavailable(format!(
+                "amqp: the broker refused the message (nack) on {queue}"
+            ))),
+            Confirmation::NotRequested => Err(unavailable("amqp: no publisher confirm")),
+        }
+    }
+
+    fn take_held(&self, max: usize, cap: Option<u64>) -> Result<Vec<Delivery>, StoreError> {
+        self.closed()?;
+        let shared = self.shared();
+        shared.start_consuming();
+        let mut state = shared.state();
+        state.seen = state.changes;
+        Ok(state
+            .hold
+            .take(max, cap)
+            .into_iter()
+            .map(|held| Delivery::new(held.key, held.deliveries, held.receipt.to_string()))
+            .collect())
+    }
+
+    /// Settles `delivery` here and hands its acknowledgement handle back, if it still has one.
+    fn settle(&self, delivery: &Delivery) -> Option<Acker> {
+        let receipt: u64 = delivery.receipt.parse().ok()?;
+        let mut state = self.shared().state();
+        state.hold.settle(receipt);
+        state.changes += 1;
+        let acker = state.ackers.remove(&receipt).map(|(_, acker)| acker);
+        drop(state);
+        self.shared().work.notify_waiters();
+        acker
+    }
+
+    async fn ack_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        let Some(acker) = self.settle(delivery) else {
+            return Ok(());
+        };
+        let timeout = self.shared().config.op_timeout;
+        match bounded(timeout, "basic.ack", acker.ack(BasicAckOptions::default())).await {
+            Ok(true) => {}
+            // Its connection broke: the broker hands it out again, and the worker that gets
+            // it finds the job finished (and only settles it).
+            Ok(false) => debug!(job = %delivery.key, "amqp: acknowledgement of a lost delivery"),
+            Err(e) => debug!(job = %delivery.key, error = %e, "amqp: acknowledgement failed"),
+        }
+        Ok(())
+    }
+
+    async fn requeue_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        let Some(acker) = self.settle(delivery) else {
+            return Ok(());
+        };
+        let timeout = self.shared().config.op_timeout;
+        let requeue = BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        };
+        if let Err(e) = bounded(timeout, "basic.nack", acker.nack(requeue)).await {
+            debug!(job = %delivery.key, error = %e, "amqp: giving a delivery back failed");
+        }
+        Ok(())
+    }
+
+    async fn wait_work(&self) {
+        let shared = self.shared();
+        shared.start_consuming();
+        let notified = shared.work.notified();
+        let mut notified = std::pin::pin!(notified);
+        notified.as_mut().enable();
+        {
+            let state = shared.state();
+            if state.changes != state.seen || shared.closed.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+        let _ = tokio::time::timeout(WAIT_AT_MOST, notified).await;
+    }
+
+    async fn check_broker(&self) -> Result<(), StoreError> {
+        let channel = self.publishing_channel()?;
+        let config = &self.shared().config;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let parked = topology::parked_queue(&config.prefix);
+        bounded(
+            config.op_timeout,
+            "a check",
+            channel.queue_declare(parked.into(), passive, FieldTable::default()),
+        )
+        .await
+        .map(|_| ())
+        .map_err(unavailable)
+    }
+}
+
+/// Makes `publish` the live channel of a new generation; returns it.
+fn install(shared: &Shared, publish: Channel) -> u64 {
+    let mut state = shared.state();
+    state.generation += 1;
+    state.broken = None;
+    state.publish = Some(publish);
+    state.generation
+}
+
+/// Forgets the connection of `generation`: the deliveries held and not taken go (the broker
+/// hands them out again); the taken ones stay until their worker settles them.
+fn teardown(shared: &Shared, generation: u64, why: &str) {
+    let mut state = shared.state();
+    if state.generation != generation {
+        return;
+    }
+    state.publish = None;
+    state.last_error = why.to_owned();
+    for receipt in state.hold.drop_waiting() {
+        state.ackers.remove(&receipt);
+    }
+    for task in state.consumers.drain(..) {
+        task.abort();
+    }
+    // Deliveries of older connections arriving late are dropped.
+    state.generation += 1;
+    state.changes += 1;
+    drop(state);
+    shared.work.notify_waiters();
+    metrics::gauge!(AMQP_UP).set(0.0);
+}
+
+/// Keeps a connection up until the queue closes (see the module docs).
+async fn supervise(shared: Arc<Shared>, mut first: Option<(Connection, u64)>) {
+    let mut backoff = BACKOFF_FIRST;
+    loop {
+        if shared.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        let opened = match first.take() {
+            Some(link) => Ok(link),
+            None => link::open(&shared.config).await.map(|(connection, publish)| {
+                let generation = install(&shared, publish);
+                (connection, generation)
+            }),
+        };
+        match opened {
+            Ok((connection, generation)) => {
+                if generation > 1 {
+                    info!("amqp: connected again");
+                    metrics::counter!(AMQP_RECONNECTS).increment(1);
+                }
+                metrics::gauge!(AMQP_UP).set(1.0);
+                backoff = BACKOFF_FIRST;
+                let why = hold_link(&shared, &connection, generation).await;
+                if !shared.closed.load(Ordering::SeqCst) {
+                    warn!(reason = %why, "amqp: connection lost; connecting again");
+                }
+                teardown(&shared, generation, &why);
+                let _ = tokio::time::timeout(
+                    shared.config.op_timeout,
+                    connection.close(200, "bye".into()),
+                )
+                .await;
+                if shared.closed.load(Ordering::SeqCst) {
+                    return;
+                }
+            }
+            Err(why) => {
+                debug!(reason = %why, "amqp: cannot connect");
+                shared.state().last_error = why;
+                metrics::gauge!(AMQP_UP).set(0.0);
+            }
+        }
+        let _ = tokio::time::timeout(backoff, shared.wake.notified()).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Watches the connection of `generation` (starting its consumers once wanted) until it
+/// breaks or the queue closes; returns why it ended.
+async fn hold_link(shared: &Arc<Shared>, connection: &Connection, generation: u64) -> String {
+    let mut consuming = false;
+    loop {
+        if shared.closed.load(Ordering::SeqCst) {
+            return "closed".into();
+        }
+        if !consuming && shared.consuming.load(Ordering::SeqCst) {
+            match link::consume(connection, &shared.config).await {
+                Ok((channel, consumers)) => {
+                    let tasks: Vec<JoinHandle<()>> = consumers
+                        .into_iter()
+                        .map(|(consumer, line)| {
+                            tokio::spawn(read(
+                                Arc::clone(shared),
+                                generation,
+                                line,
+                                consumer,
+                                channel.clone(),
+                            ))
+                        })
+                        .collect();
+                    shared.state().consumers.extend(tasks);
+                    consuming = true;
+                }
+                Err(why) => return why,
+            }
+        }
+        let _ = tokio::time::timeout(LOOK_EVERY, shared.wake.notified()).await;
+        let state = shared.state();
+        if state.broken == Some(generation) {
+            return state.last_error.clone();
+        }
+        let publishing = state
+            .publish
+            .as_ref()
+            .is_some_and(|channel| channel.status().connected());
+        drop(state);
+        if !connection.status().connected() {
+            return "amqp: the connection closed".into();
+        }
+        if !publishing {
+            return "amqp: the publishing channel closed".into();
+        }
+    }
+}
+
+/// Reads one consumer's deliveries into the hold until it ends. `_channel` keeps the
+/// consuming channel open as long as a consumer reads.
+async fn read(
+    shared: Arc<Shared>,
+    generation: u64,
+    line: Line,
+    mut consumer: Consumer,
+    _channel: Channel,
+) {
+    let why = loop {
+        match consumer.next().await {
+            Some(Ok(delivery)) => shared.arrive(generation, line, delivery),
+            Some(Err(e)) => break link::describe(&e),
+            None => break "amqp: a consumer was cancelled".to_owned(),
+        }
+    };
+    shared.consumer_ended(generation, why);
+}
+
+impl JobQueue for AmqpQueue {
+    fn publish<'a>(
+        &'a self,
+        key: &'a JobKey,
+        priority: Priority,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.publish_job(key, priority))
+    }
+
+    fn take(
+        &self,
+        max: usize,
+        tenant_in_flight: Option<u64>,
+    ) -> BoxFuture<'_, Result<Vec<Delivery>, StoreError>> {
+        Box::pin(std::future::ready(self.take_held(max, tenant_in_flight)))
+    }
+
+    fn untake(&self, deliveries: Vec<Delivery>) {
+        let mut state = self.shared().state();
+        for delivery in deliveries {
+            if let Ok(receipt) = delivery.receipt.parse() {
+                state.hold.untake(receipt);
+            }
+        }
+    }
+
+    fn ack<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.ack_delivery(delivery))
+    }
+
+    fn requeue<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.requeue_delivery(delivery))
+    }
+
+    fn holds(&self, delivery: &Delivery) -> bool {
+        let Ok(receipt) = delivery.receipt.parse::<u64>() else {
+            return false;
+        };
+        let state = self.shared().state();
+        state.hold.is_taken(receipt)
+            && state
+                .ackers
+                .get(&receipt)
+                .is_some_and(|(generation, acker)| {
+                    *generation == state.generation && acker.usable()
+                })
+    }
+
+    fn work_available(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.wait_work())
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.check_broker())
+    }
+}
