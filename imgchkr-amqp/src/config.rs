@@ -99,8 +99,14 @@ mod tests {
         assert_eq!(c.url, "amqp://u:p@h:5672/%2f?heartbeat=5");
         assert_eq!(c.prefix, "blue");
         let c = AmqpConfig::new("amqp://h/%2f?prefix=green");
-        assert_eq!((c.url.as_str(), c.prefix.as_str()), ("amqp://h/%2f", "green"));
+        assert_eq!(
+            (c.url.as_str(), c.prefix.as_str()),
+            ("amqp://h/%2f", "green")
+        );
         let c = AmqpConfig::new("amqps://h/v");
-        assert_eq!((c.url.as_str(), c.prefix.as_str()), ("amqps://h/v", "imgchkr"));
+        assert_eq!(
+            (c.url.as_str(), c.prefix.as_str()),
+            ("amqps://h/v", "imgchkr")
+        );
     }
 }

@@ -110,12 +110,12 @@ impl Hold {
                 .or_insert(candidate);
         }
         // Never served (by first arrival) before served (by last turn).
-        let tenant = best.keys().min_by_key(|tenant| {
-            match self.served.get(**tenant) {
+        let tenant = best
+            .keys()
+            .min_by_key(|tenant| match self.served.get(**tenant) {
                 Some(turn) => (1, *turn),
                 None => (0, first[**tenant]),
-            }
-        })?;
+            })?;
         Some(best[tenant].1)
     }
 

@@ -419,10 +419,12 @@ async fn supervise(shared: Arc<Shared>, mut first: Option<(Connection, u64)>) {
         }
         let opened = match first.take() {
             Some(link) => Ok(link),
-            None => link::open(&shared.config).await.map(|(connection, publish)| {
-                let generation = install(&shared, publish);
-                (connection, generation)
-            }),
+            None => link::open(&shared.config)
+                .await
+                .map(|(connection, publish)| {
+                    let generation = install(&shared, publish);
+                    (connection, generation)
+                }),
         };
         match opened {
             Ok((connection, generation)) => {

@@ -55,7 +55,10 @@ pub(crate) fn work_arguments(prefix: &str, max_deliveries: u32) -> FieldTable {
     );
     // At-least-once dead-lettering (a message is not dropped on its way to the parked
     // queue); RabbitMQ requires the reject-publish overflow with it (no length limit is set).
-    args.insert("x-dead-letter-strategy".into(), long_string("at-least-once"));
+    args.insert(
+        "x-dead-letter-strategy".into(),
+        long_string("at-least-once"),
+    );
     args.insert("x-overflow".into(), long_string("reject-publish"));
     args
 }

@@ -296,7 +296,11 @@ impl PostgresEngine {
             .collect()
     }
 
-    pub(crate) async fn cancel_job(&self, key: &JobKey, at: OffsetDateTime) -> Result<Cancel, StoreError> {
+    pub(crate) async fn cancel_job(
+        &self,
+        key: &JobKey,
+        at: OffsetDateTime,
+    ) -> Result<Cancel, StoreError> {
         let reply = self
             .json(&self.inner.sql.cancel, &[&key.tenant, &key.id.0, &at])
             .await?;

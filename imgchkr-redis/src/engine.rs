@@ -58,7 +58,11 @@ impl RedisEngine {
         self.conn.prefix()
     }
 
-    pub(crate) async fn submit_job(&self, job: &Job, admission: Admission) -> Result<Submitted, StoreError> {
+    pub(crate) async fn submit_job(
+        &self,
+        job: &Job,
+        admission: Admission,
+    ) -> Result<Submitted, StoreError> {
         let key = job.key();
         let member = member(&key);
         let fields = fields(job)?;
@@ -122,7 +126,11 @@ impl RedisEngine {
             .collect()
     }
 
-    pub(crate) async fn cancel_job(&self, key: &JobKey, at: OffsetDateTime) -> Result<Cancel, StoreError> {
+    pub(crate) async fn cancel_job(
+        &self,
+        key: &JobKey,
+        at: OffsetDateTime,
+    ) -> Result<Cancel, StoreError> {
         let member = member(key);
         let at_text = text(key, at)?;
         let at_ms = millis(at).to_string();

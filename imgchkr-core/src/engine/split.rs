@@ -32,8 +32,8 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::engine::{
-    Admission, Bucket, Cancel, Engine, Lease, LeaseRequest, Leased, ListQuery, Lookup,
-    QueueStats, Retention, StoreError, Submitted, Token, WorkerId,
+    Admission, Bucket, Cancel, Engine, Lease, LeaseRequest, Leased, ListQuery, Lookup, QueueStats,
+    Retention, StoreError, Submitted, Token, WorkerId,
 };
 use crate::job::{Job, JobKey, JobUpdate, Priority};
 use crate::notify::BoxFuture;

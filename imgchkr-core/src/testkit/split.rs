@@ -41,8 +41,8 @@ use time::OffsetDateTime;
 
 use super::{Outcome, T0, at, ensure, finish, get, job, keys, request, submit, worker};
 use crate::engine::{
-    Admission, Bucket, Cancel, Engine, Lease, LeaseRequest, Leased, ListQuery, Lookup,
-    QueueStats, Retention, StoreError, Submitted, Token, WorkerId,
+    Admission, Bucket, Cancel, Engine, Lease, LeaseRequest, Leased, ListQuery, Lookup, QueueStats,
+    Retention, StoreError, Submitted, Token, WorkerId,
 };
 use crate::job::{Event, Job, JobKey, JobState, JobUpdate, Priority};
 use crate::notify::{BoxFuture, RecordingNotifier};
@@ -220,9 +220,7 @@ pub async fn lease_patiently(
             progress = Instant::now();
         }
         got.extend(batch);
-        if got.len() >= request.max
-            || progress.elapsed() >= QUIET
-            || started.elapsed() >= PATIENCE
+        if got.len() >= request.max || progress.elapsed() >= QUIET || started.elapsed() >= PATIENCE
         {
             return Ok(got);
         }
@@ -356,7 +354,10 @@ async fn lease_one(
     let mut held = lease(process, deployment, request).await?;
     match held.len() {
         1 => Ok(held.remove(0)),
-        n => Err(format!("expected one job to lease, got {n}: {:?}", keys(&held))),
+        n => Err(format!(
+            "expected one job to lease, got {n}: {:?}",
+            keys(&held)
+        )),
     }
 }
 
@@ -568,8 +569,14 @@ async fn a_job_past_the_delivery_limit_is_parked_with_on_failure(
     last.kill().await;
     let after = deployment.process().await;
     let again = lease(&after, &*deployment, &request("w", 1, at(200))).await?;
-    ensure(again.is_empty(), || "a parked job was delivered again".into())?;
-    let stats = api.engine.stats().await.map_err(|e| format!("stats: {e}"))?;
+    ensure(again.is_empty(), || {
+        "a parked job was delivered again".into()
+    })?;
+    let stats = api
+        .engine
+        .stats()
+        .await
+        .map_err(|e| format!("stats: {e}"))?;
     ensure(stats.waiting == 0 && stats.in_flight == 0, || {
         format!("after parking: {stats:?}")
     })?;
