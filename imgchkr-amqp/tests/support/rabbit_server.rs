@@ -188,6 +188,18 @@ impl RabbitServer {
         std::fs::read_to_string(self.dir.join("server.out")).unwrap_or_default()
     }
 
+    /// The node's log files, for a failing test to show.
+    pub fn logs(&self) -> String {
+        let mut all = String::new();
+        if let Ok(entries) = std::fs::read_dir(self.dir.join("log")) {
+            for entry in entries.flatten() {
+                let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                all.push_str(&format!("== {}\n{text}", entry.path().display()));
+            }
+        }
+        all
+    }
+
     /// Stops the node gracefully (`rabbitmqctl stop`: clients see their connections closed)
     /// and waits for it to exit.
     pub fn stop(&mut self) {

@@ -25,6 +25,10 @@ use redis_server::RedisServer;
 #[path = "../../../imgchkr-postgres/tests/support/pg_cluster.rs"]
 pub mod pg_cluster;
 
+/// Throwaway RabbitMQ nodes: the AMQP crate's own test support, shared.
+#[path = "../../../imgchkr-amqp/tests/support/rabbit_server.rs"]
+pub mod rabbit_server;
+
 /// Where `imgchkr serve` keeps jobs in the tests of this thread: the contract tests run once
 /// per backend (see [`both_backends!`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
