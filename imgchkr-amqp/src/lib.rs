@@ -49,7 +49,7 @@
 //! - **each worker's window**: a worker holds at most `prefetch` (its job slots) deliveries
 //!   per queue and serves what it holds round-robin across tenants (least recently served
 //!   first), then by priority within a tenant, FIFO within one;
-//! - **in-flight caps** (`--tenant-in-flight`) count per worker process.
+//! - **in-flight caps** (`--tenant-max-in-flight`) count per worker process.
 //!
 //! # Ordering guarantees
 //!
