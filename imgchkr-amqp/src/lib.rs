@@ -46,10 +46,14 @@
 //!
 //! - **admission**: a tenant holds at most its share of the waiting jobs (`503` past it),
 //!   counted by the store, so one tenant's burst cannot fill the queue;
-//! - **each worker's window**: a worker holds at most `prefetch` (its job slots) deliveries
-//!   per queue and serves what it holds round-robin across tenants (least recently served
+//! - **each worker's window**: a worker holds at most `prefetch` (its job slots) + 1
+//!   deliveries per queue and serves what it holds round-robin across tenants (least recently served
 //!   first), then by priority within a tenant, FIFO within one;
 //! - **in-flight caps** (`--tenant-max-in-flight`) count per worker process.
+//!
+//! Known gap: beyond a worker's window a tenant's backlog queued ahead is delivered first, and
+//! a flooding tenant held back by its in-flight cap can fill the windows and hold back the
+//! other tenants (see the crate's README).
 //!
 //! # Ordering guarantees
 //!

@@ -111,7 +111,10 @@ pub(crate) async fn consume(
         // when it starts consuming.
         let prefetch = match line {
             Line::Parked => PARKED_PREFETCH,
-            Line::Priority(_) => config.prefetch,
+            // One ahead of the job slots: a slot freed by an ack is refilled from what is
+            // already held, so a queued `high` job is never passed over for a `normal` one
+            // in the moment before the broker pushes the next `high` delivery.
+            Line::Priority(_) => config.prefetch.saturating_add(1),
         };
         bounded(
             timeout,

@@ -159,7 +159,7 @@ async fn open_split(
         url: redacted(url),
         reason,
     };
-    // The broker pushes at most the worker's job slots per queue ahead of its leases.
+    // The worker's job slots: the broker pushes one more per queue ahead of its leases.
     let prefetch = u16::try_from(args.max_concurrent_jobs.max(1)).unwrap_or(u16::MAX);
     let config = imgchkr_amqp::AmqpConfig::new(queue)
         .with_max_deliveries(args.max_deliveries)
