@@ -21,8 +21,8 @@ pub struct AmqpConfig {
     /// the job's next delivery comes from the parked queue, past the limit, to be parked.
     pub max_deliveries: u32,
     /// The worker's job slots (`--max-concurrent-jobs`): the broker pushes this process up to
-    /// one more than this many deliveries per priority queue ahead of its leases (the one
-    /// more keeps priorities exact when a slot frees).
+    /// one more than this many deliveries per tenant and priority queue ahead of its leases
+    /// (the one more keeps priorities exact when a slot frees).
     pub prefetch: u16,
     /// The most any broker operation may take (connecting, a publisher confirm, a check).
     pub op_timeout: Duration,

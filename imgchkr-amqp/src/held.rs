@@ -8,7 +8,7 @@
 //! queue's order). Tenants at the in-flight cap are skipped. So among what a process holds,
 //! the order is the one every other engine keeps for its whole queue.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use imgchkr_core::JobKey;
 
@@ -47,6 +47,17 @@ pub(crate) struct Hold {
     served: HashMap<String, u64>,
     arrivals: u64,
     turns: u64,
+    /// A priority queue's consumer window (its prefetch); 0 tracks no credit.
+    window: usize,
+    /// Per tenant and line: deliveries arrived on this connection and not settled (the
+    /// window in use).
+    unsettled: HashMap<(String, Line), usize>,
+    /// The receipts counted in `unsettled`.
+    counted: HashSet<u64>,
+    /// Lines whose whole window was in use when one of theirs settled: the broker may be
+    /// about to push the next, so the tenant's lower lines wait until it comes or the queue
+    /// is seen empty.
+    starved: HashSet<(String, Line)>,
 }
 
 /// Tenants remembered as served at most (beyond, those with nothing held are forgotten and
@@ -54,8 +65,22 @@ pub(crate) struct Hold {
 const SERVED_KEPT: usize = 4096;
 
 impl Hold {
+    /// A hold whose priority lines each have `window` deliveries of credit from the broker.
+    pub(crate) fn with_window(window: usize) -> Hold {
+        Hold {
+            window,
+            ..Hold::default()
+        }
+    }
+
     /// A delivery arrived.
     pub(crate) fn arrive(&mut self, held: Held) {
+        if matches!(held.line, Line::Priority(_)) {
+            let line = (held.key.tenant.clone(), held.line);
+            self.starved.remove(&line);
+            *self.unsettled.entry(line).or_default() += 1;
+            self.counted.insert(held.receipt);
+        }
         self.arrivals += 1;
         self.waiting.insert(self.arrivals, held);
     }
@@ -103,6 +128,9 @@ impl Hold {
             {
                 continue;
             }
+            if self.behind_a_starved_line(held) {
+                continue;
+            }
             first.entry(tenant).or_insert(arrival);
             let candidate = (held.line, arrival);
             best.entry(tenant)
@@ -119,8 +147,50 @@ impl Hold {
         Some(best[tenant].1)
     }
 
-    /// Forgets a taken delivery (acknowledged, given back to the broker, or lost).
+    /// Whether a higher line of `held`'s tenant may be about to get a delivery.
+    fn behind_a_starved_line(&self, held: &Held) -> bool {
+        !self.starved.is_empty()
+            && self
+                .starved
+                .iter()
+                .any(|(tenant, line)| *tenant == held.key.tenant && *line < held.line)
+    }
+
+    /// The lines waiting for the broker's next delivery (see `starved`).
+    pub(crate) fn starved(&self) -> Vec<(String, Line)> {
+        self.starved.iter().cloned().collect()
+    }
+
+    /// Whether any line waits for the broker's next delivery.
+    pub(crate) fn any_starved(&self) -> bool {
+        !self.starved.is_empty()
+    }
+
+    /// `line` of `tenant` has nothing more coming (its queue was seen empty).
+    pub(crate) fn unstarve(&mut self, tenant: &str, line: Line) {
+        self.starved.remove(&(tenant.to_owned(), line));
+    }
+
+    /// Forgets a taken delivery (acknowledged, given back to the broker, or lost); its
+    /// line's window has room again.
     pub(crate) fn settle(&mut self, receipt: u64) -> Option<Held> {
+        let held = self.release(receipt)?;
+        if self.counted.remove(&receipt) {
+            let line = (held.key.tenant.clone(), held.line);
+            if let Some(n) = self.unsettled.get_mut(&line) {
+                if self.window > 0 && *n >= self.window {
+                    self.starved.insert(line.clone());
+                }
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.unsettled.remove(&line);
+                }
+            }
+        }
+        Some(held)
+    }
+
+    fn release(&mut self, receipt: u64) -> Option<Held> {
         let (_, held) = self.taken.remove(&receipt)?;
         if let Some(n) = self.in_flight.get_mut(&held.key.tenant) {
             *n = n.saturating_sub(1);
@@ -135,7 +205,7 @@ impl Hold {
     pub(crate) fn untake(&mut self, receipt: u64) {
         if let Some((arrival, _)) = self.taken.get(&receipt) {
             let arrival = *arrival;
-            if let Some(held) = self.settle(receipt) {
+            if let Some(held) = self.release(receipt) {
                 self.waiting.insert(arrival, held);
             }
         }
@@ -146,6 +216,10 @@ impl Hold {
     pub(crate) fn drop_waiting(&mut self) -> Vec<u64> {
         let gone = self.waiting.values().map(|held| held.receipt).collect();
         self.waiting.clear();
+        // A new connection's consumers start with their whole window.
+        self.unsettled.clear();
+        self.counted.clear();
+        self.starved.clear();
         gone
     }
 
@@ -246,6 +320,46 @@ mod tests {
         hold.untake(1);
         assert!(!hold.is_taken(1));
         assert_eq!(receipts(&hold.take(2, None)), [1, 2]);
+    }
+
+    #[test]
+    fn a_lower_line_waits_while_a_full_higher_window_is_refilled() {
+        // Windows of 2: the high line's two deliveries fill its window.
+        let mut hold = Hold::with_window(2);
+        hold.arrive(held(1, "a", Line::Priority(0)));
+        hold.arrive(held(2, "a", Line::Priority(0)));
+        hold.arrive(held(3, "a", Line::Priority(1)));
+        hold.arrive(held(4, "b", Line::Priority(1)));
+        assert_eq!(receipts(&hold.take(1, None)), [1]);
+        assert!(hold.settle(1).is_some());
+        assert_eq!(hold.starved(), [("a".to_owned(), Line::Priority(0))]);
+        assert_eq!(receipts(&hold.take(1, None)), [4], "b is not held back");
+        assert_eq!(receipts(&hold.take(1, None)), [2]);
+        assert!(hold.settle(2).is_some());
+        // a's normal delivery waits for the high line's refill…
+        assert!(hold.take(1, None).is_empty());
+        hold.arrive(held(5, "a", Line::Priority(0)));
+        assert!(hold.starved().is_empty());
+        assert_eq!(receipts(&hold.take(2, None)), [5, 3]);
+        // …or for its queue to be seen empty.
+        hold.arrive(held(6, "a", Line::Priority(0)));
+        hold.arrive(held(7, "a", Line::Priority(1)));
+        assert_eq!(receipts(&hold.take(1, None)), [6]);
+        assert!(hold.settle(6).is_some());
+        assert!(hold.take(1, None).is_empty());
+        hold.unstarve("a", Line::Priority(0));
+        assert_eq!(receipts(&hold.take(1, None)), [7]);
+    }
+
+    #[test]
+    fn a_window_not_full_starves_nothing() {
+        let mut hold = Hold::with_window(3);
+        hold.arrive(held(1, "a", Line::Priority(0)));
+        hold.arrive(held(2, "a", Line::Priority(1)));
+        assert_eq!(receipts(&hold.take(1, None)), [1]);
+        assert!(hold.settle(1).is_some());
+        assert!(hold.starved().is_empty());
+        assert_eq!(receipts(&hold.take(1, None)), [2]);
     }
 
     #[test]

@@ -24,48 +24,44 @@
 //!
 //! # Topology
 //!
-//! Declared by every process at connect (durable quorum queues: replicated by Raft on a
-//! cluster, fsynced before a publisher confirm):
+//! Durable queues, declared idempotently (quorum queues: replicated by Raft on a cluster,
+//! fsynced before a publisher confirm):
 //!
 //! | queue | holds |
 //! |---|---|
-//! | `<prefix>.high`, `<prefix>.normal`, `<prefix>.low` | one message per job, body `<id>:<tenant>`, persistent; `x-delivery-limit` = `--max-deliveries` − 1, dead-lettered at least once to the parked queue |
-//! | `<prefix>.parked` | jobs the broker gave up on (delivered `--max-deliveries` times, each given back or lost with its worker); every worker consumes it and parks them: recorded `failed` with `Job abandoned after <N> delivery attempts`, onFailure sent |
+//! | `<prefix>.tenants` | a stream: the registry of tenants, one entry (the name) appended by a publisher before its first job of a tenant on a connection; every consuming process reads it from the start and consumes the queues of each tenant it names |
+//! | `<prefix>.high.<tenant>`, `<prefix>.normal.<tenant>`, `<prefix>.low.<tenant>` | quorum; one message per job, body `<id>:<tenant>`, persistent; `x-delivery-limit` = `--max-deliveries` − 1, dead-lettered at least once to the parked queue |
+//! | `<prefix>.parked` | quorum; jobs the broker gave up on (delivered `--max-deliveries` times, each given back or lost with its worker); every worker consumes it and parks them: recorded `failed` with `Job abandoned after <N> delivery attempts`, onFailure sent |
 //!
 //! The prefix is `imgchkr`, or the URL's `prefix=` parameter.
 //!
-//! # Why one queue per priority, and how tenants share
+//! # Why a queue per tenant and priority
 //!
 //! RabbitMQ 3.10's quorum queues (the durable, replicated kind) have no message priorities,
-//! so each priority has its queue. They also have no channel-wide prefetch: every queue a
-//! worker consumes pushes up to its own prefetch, and every delivery pushed ahead and not
-//! run is counted as a delivery attempt when the worker stops or dies. A queue per tenant
-//! would multiply both (and AMQP offers no way to list queues to discover new tenants
-//! without the management plugin), so tenants share the three queues, and fairness comes
-//! from three places:
+//! so each priority has its queue. Tenants get queues of their own too: in a shared queue a
+//! worker sees only its window (its prefetch), so a tenant's backlog queued ahead would be
+//! delivered first, and a flooding tenant held back by its in-flight cap would fill every
+//! window and stop the others. With a queue per tenant, every worker holds the head of every
+//! tenant's lines and serves them round-robin across tenants (least recently served first),
+//! then by priority within a tenant, FIFO within one. New tenants are discovered through the
+//! registry stream (AMQP cannot list queues without the management plugin).
 //!
-//! - **admission**: a tenant holds at most its share of the waiting jobs (`503` past it),
-//!   counted by the store, so one tenant's burst cannot fill the queue;
-//! - **each worker's window**: a worker holds at most `prefetch` (its job slots) + 1
-//!   deliveries per queue and serves what it holds round-robin across tenants (least recently served
-//!   first), then by priority within a tenant, FIFO within one;
-//! - **in-flight caps** (`--tenant-max-in-flight`) count per worker process.
-//!
-//! Known gap: beyond a worker's window a tenant's backlog queued ahead is delivered first, and
-//! a flooding tenant held back by its in-flight cap can fill the windows and hold back the
-//! other tenants (see the crate's README).
+//! The cost, and how it is bounded: quorum queues have no channel-wide prefetch, so a worker
+//! holds up to its job slots + 1 deliveries per tenant and priority it consumes, and in
+//! RabbitMQ 3.10 a delivery pushed ahead and not run still counts as a delivery attempt when
+//! its worker dies. Admission (a tenant's share of the waiting jobs, counted by the store)
+//! and the in-flight caps (`--tenant-max-in-flight`, per worker process) are as on every
+//! engine.
 //!
 //! # Ordering guarantees
 //!
-//! - **FIFO within a tenant and priority** for one consumer taking one job at a time (a
-//!   quorum queue delivers in order; the worker keeps arrival order within a line).
-//! - **Priority and round-robin among what a worker holds**: with several jobs held, a
-//!   worker takes the parked ones first, then round-robin across tenants, higher priority
-//!   first within a tenant. Across workers, and beyond a worker's window (its prefetch),
-//!   the broker's order rules: a `high` job is delivered as soon as a worker has a free
-//!   slot in the `high` queue's prefetch, even while `normal` jobs wait, but jobs already
-//!   running are never pre-empted; a tenant's jobs queued ahead of another's in the same
-//!   queue are delivered first.
+//! - **Within a tenant, higher priority first, FIFO within a priority**: a quorum queue
+//!   delivers in order, and a worker keeps arrival order within a line. A line whose window
+//!   was full when one of its deliveries settled may be about to get its next one: until it
+//!   comes (or its queue is seen empty, asked with a passive declare) the tenant's lower lines
+//!   wait, so a freed slot never passes over a queued `high` job.
+//! - **Across tenants, round-robin** among what a worker holds, which is the head of every
+//!   tenant's queues. Running jobs are never pre-empted.
 //! - **Redelivery** of a job given back (`release`) or whose worker died (its connection
 //!   closed) goes to the back of its queue.
 //!

@@ -4,11 +4,12 @@
 use std::time::Duration;
 
 use lapin::options::{
-    BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::uri::AMQPUri;
-use lapin::{Channel, Connection, ConnectionProperties, Consumer};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer};
 
 use crate::config::AmqpConfig;
 use crate::held::Line;
@@ -16,6 +17,8 @@ use crate::topology;
 
 /// Deliveries pushed ahead from the parked queue (parking is quick, and rare).
 const PARKED_PREFETCH: u16 = 4;
+/// Tenant names pushed ahead from the registry.
+const REGISTRY_PREFETCH: u16 = 64;
 
 /// The heartbeat asked for when the URL names none, in seconds.
 const HEARTBEAT: u16 = 10;
@@ -70,70 +73,163 @@ pub(crate) async fn open(config: &AmqpConfig) -> Result<(Connection, Channel), S
     Ok((connection, publish))
 }
 
-/// Declares the queues (idempotent; a queue declared before with other arguments closes the
-/// channel with the broker's reason, which is then the link's error).
+/// Declares the parked queue and the registry of tenants (idempotent; a queue declared before
+/// with other arguments closes the channel with the broker's reason, which is then the link's
+/// error).
 async fn declare(channel: &Channel, config: &AmqpConfig) -> Result<(), String> {
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
     let parked = topology::parked_queue(&config.prefix);
     bounded(
         config.op_timeout,
         "declaring the parked queue",
-        channel.queue_declare(parked.into(), durable, topology::parked_arguments()),
+        channel.queue_declare(parked.into(), durable(), topology::parked_arguments()),
     )
     .await?;
-    for priority in imgchkr_core::Priority::ALL {
-        let name = topology::queue_of(&config.prefix, priority);
+    let registry = topology::tenants_stream(&config.prefix);
+    bounded(
+        config.op_timeout,
+        "declaring the registry of tenants",
+        channel.queue_declare(registry.into(), durable(), topology::tenants_arguments()),
+    )
+    .await?;
+    Ok(())
+}
+
+fn durable() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    }
+}
+
+/// Declares `tenant`'s queues (idempotent).
+pub(crate) async fn declare_tenant(
+    channel: &Channel,
+    config: &AmqpConfig,
+    tenant: &str,
+) -> Result<(), String> {
+    for (name, _) in topology::tenant_queues(&config.prefix, tenant) {
         let args = topology::work_arguments(&config.prefix, config.max_deliveries);
         bounded(
             config.op_timeout,
             "declaring a queue",
-            channel.queue_declare(name.into(), durable, args),
+            channel.queue_declare(name.into(), durable(), args),
         )
         .await?;
     }
     Ok(())
 }
 
-/// A channel consuming every queue (manual acknowledgements; `prefetch` deliveries per
-/// priority queue, a few from the parked queue): the channel and its consumers.
+/// Publishes `body` to `queue` through the default exchange, persistent and mandatory, and
+/// waits for the broker's confirm (bounded).
+pub(crate) async fn publish_confirmed(
+    channel: &Channel,
+    config: &AmqpConfig,
+    queue: &str,
+    body: &[u8],
+    properties: BasicProperties,
+) -> Result<(), String> {
+    let confirm = bounded(config.op_timeout, "a publisher confirm", async {
+        channel
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                body,
+                properties.with_delivery_mode(2),
+            )
+            .await?
+            .await
+    })
+    .await?;
+    match confirm {
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Ack(Some(returned)) => Err(format!(
+            "amqp: queue {queue} did not take the message ({})",
+            returned.reply_text
+        )),
+        Confirmation::Nack(_) => Err(format!(
+            "amqp: the broker refused the message (nack) on {queue}"
+        )),
+        Confirmation::NotRequested => Err("amqp: no publisher confirm".into()),
+    }
+}
+
+/// A channel consuming the parked queue and the registry of tenants (from its start; manual
+/// acknowledgements): the channel, the parked queue's consumer, the registry's consumer.
+/// The tenants' queues are consumed as the registry names them ([`consume_tenant`]).
 pub(crate) async fn consume(
     connection: &Connection,
     config: &AmqpConfig,
-) -> Result<(Channel, Vec<(Consumer, Line)>), String> {
+) -> Result<(Channel, Consumer, Consumer), String> {
     let timeout = config.op_timeout;
     let channel = bounded(timeout, "opening a channel", connection.create_channel()).await?;
+    let parked = consumer(
+        &channel,
+        config,
+        &topology::parked_queue(&config.prefix),
+        PARKED_PREFETCH,
+        FieldTable::default(),
+    )
+    .await?;
+    let registry = consumer(
+        &channel,
+        config,
+        &topology::tenants_stream(&config.prefix),
+        REGISTRY_PREFETCH,
+        topology::from_the_start(),
+    )
+    .await?;
+    Ok((channel, parked, registry))
+}
+
+/// Consumers of `tenant`'s queues on `channel` (declared first): `prefetch` + 1 deliveries per
+/// queue, one ahead of the job slots, so a slot freed by an ack is refilled from what is
+/// already held and a queued `high` job is never passed over for a `normal` one in the
+/// moment before the broker pushes the next `high` delivery.
+pub(crate) async fn consume_tenant(
+    channel: &Channel,
+    config: &AmqpConfig,
+    tenant: &str,
+) -> Result<Vec<(Consumer, Line)>, String> {
+    declare_tenant(channel, config, tenant).await?;
     let mut consumers = Vec::new();
-    for (queue, line) in topology::consumed(&config.prefix) {
-        // Per consumer (not global: quorum queues have no channel-wide prefetch), fixed
-        // when it starts consuming.
-        let prefetch = match line {
-            Line::Parked => PARKED_PREFETCH,
-            // One ahead of the job slots: a slot freed by an ack is refilled from what is
-            // already held, so a queued `high` job is never passed over for a `normal` one
-            // in the moment before the broker pushes the next `high` delivery.
-            Line::Priority(_) => config.prefetch.saturating_add(1),
-        };
-        bounded(
-            timeout,
-            "basic.qos",
-            channel.basic_qos(prefetch, BasicQosOptions { global: false }),
-        )
-        .await?;
-        let consumer = bounded(
-            timeout,
-            "basic.consume",
-            channel.basic_consume(
-                queue.into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            ),
-        )
-        .await?;
+    for (queue, line) in topology::tenant_queues(&config.prefix, tenant) {
+        let prefetch = config.prefetch.saturating_add(1);
+        let consumer = consumer(channel, config, &queue, prefetch, FieldTable::default()).await?;
         consumers.push((consumer, line));
     }
-    Ok((channel, consumers))
+    Ok(consumers)
+}
+
+/// One consumer of `queue` with its own `prefetch` (per consumer, not global: quorum queues
+/// have no channel-wide prefetch; fixed when it starts consuming). Callers on one channel
+/// do not interleave: a `basic.qos` applies to the next `basic.consume`.
+async fn consumer(
+    channel: &Channel,
+    config: &AmqpConfig,
+    queue: &str,
+    prefetch: u16,
+    arguments: FieldTable,
+) -> Result<Consumer, String> {
+    let timeout = config.op_timeout;
+    bounded(
+        timeout,
+        "basic.qos",
+        channel.basic_qos(prefetch, BasicQosOptions { global: false }),
+    )
+    .await?;
+    bounded(
+        timeout,
+        "basic.consume",
+        channel.basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            arguments,
+        ),
+    )
+    .await
 }

@@ -3,7 +3,7 @@
 //! themselves); consumer tasks put the broker's deliveries in the process's [`Hold`], from
 //! which leases take them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -12,9 +12,9 @@ use futures_util::StreamExt as _;
 use imgchkr_core::engine::split::{Delivery, JobQueue};
 use imgchkr_core::notify::BoxFuture;
 use imgchkr_core::{JobKey, Priority, StoreError};
-use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions, QueueDeclareOptions};
+use lapin::options::{BasicAckOptions, BasicNackOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{Acker, BasicProperties, Channel, Confirmation, Connection, Consumer};
+use lapin::{Acker, BasicProperties, Channel, Connection, Consumer};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
@@ -27,6 +27,8 @@ use crate::{AMQP_RECONNECTS, AMQP_UP};
 
 /// How long `work_available` waits at most.
 const WAIT_AT_MOST: Duration = Duration::from_secs(2);
+/// How long it waits while a line waits for a refill (see `look_at_starved_lines`).
+const LOOK_AGAIN: Duration = Duration::from_millis(100);
 /// How often the supervisor looks at its connection.
 const LOOK_EVERY: Duration = Duration::from_millis(250);
 /// The first wait before connecting again (doubled on each failure, up to `BACKOFF_MAX`).
@@ -98,6 +100,10 @@ struct State {
     changes: u64,
     seen: u64,
     consumers: Vec<JoinHandle<()>>,
+    /// Tenants whose queues this connection declared and announced in the registry.
+    announced: HashSet<String>,
+    /// Tenants whose queues this connection consumes.
+    consumed: HashSet<String>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -175,9 +181,14 @@ impl AmqpQueue {
     /// connection is kept up by a task of its own. Call from within a Tokio runtime.
     pub async fn connect(config: AmqpConfig) -> Result<AmqpQueue, StoreError> {
         let (connection, publish) = link::open(&config).await.map_err(unavailable)?;
+        // Each priority consumer's window: one past the job slots (see `link`).
+        let window = usize::from(config.prefetch) + 1;
         let shared = Arc::new(Shared {
             config,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                hold: Hold::with_window(window),
+                ..State::default()
+            }),
             work: Notify::new(),
             wake: Notify::new(),
             consuming: AtomicBool::new(false),
@@ -250,48 +261,53 @@ impl AmqpQueue {
 
     async fn publish_job(&self, key: &JobKey, priority: Priority) -> Result<(), StoreError> {
         let channel = self.publishing_channel()?;
-        let config = &self.shared().config;
-        let queue = topology::queue_of(&config.prefix, priority);
+        let shared = self.shared();
+        let config = &shared.config;
+        let (announced, generation) = {
+            let state = shared.state();
+            (state.announced.contains(&key.tenant), state.generation)
+        };
+        if !announced {
+            // The tenant's queues exist before its first job goes out, and every consumer
+            // hears of them (the registry); repeated after a reconnect, in case the broker
+            // lost them.
+            link::declare_tenant(&channel, config, &key.tenant)
+                .await
+                .map_err(unavailable)?;
+            link::publish_confirmed(
+                &channel,
+                config,
+                &topology::tenants_stream(&config.prefix),
+                key.tenant.as_bytes(),
+                BasicProperties::default().with_app_id("imgchkr".into()),
+            )
+            .await
+            .map_err(unavailable)?;
+            let mut state = shared.state();
+            if state.generation == generation {
+                state.announced.insert(key.tenant.clone());
+            }
+        }
         let properties = BasicProperties::default()
-            .with_delivery_mode(2)
             .with_message_id(key.id.to_string().into())
             .with_content_type("text/plain".into())
             .with_app_id("imgchkr".into());
-        let body = topology::body(key);
-        let confirm = bounded(config.op_timeout, "a publisher confirm", async {
-            channel
-                .basic_publish(
-                    "".into(),
-                    queue.as_str().into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..BasicPublishOptions::default()
-                    },
-                    &body,
-                    properties,
-                )
-                .await?
-                .await
-        })
+        link::publish_confirmed(
+            &channel,
+            config,
+            &topology::queue_of(&config.prefix, &key.tenant, priority),
+            &topology::body(key),
+            properties,
+        )
         .await
-        .map_err(unavailable)?;
-        match confirm {
-            Confirmation::Ack(None) => Ok(()),
-            Confirmation::Ack(Some(returned)) => Err(unavailable(format!(
-                "amqp: queue {queue} did not take the message ({})",
-                returned.reply_text
-            ))),
-            Confirmation::Nack(_) => Err(unavailable(format!(
-                "amqp: the broker refused the message (nack) on {queue}"
-            ))),
-            Confirmation::NotRequested => Err(unavailable("amqp: no publisher confirm")),
-        }
+        .map_err(unavailable)
     }
 
-    fn take_held(&self, max: usize, cap: Option<u64>) -> Result<Vec<Delivery>, StoreError> {
+    async fn take_held(&self, max: usize, cap: Option<u64>) -> Result<Vec<Delivery>, StoreError> {
         self.closed()?;
         let shared = self.shared();
         shared.start_consuming();
+        self.look_at_starved_lines().await;
         let mut state = shared.state();
         state.seen = state.changes;
         Ok(state
@@ -300,6 +316,45 @@ impl AmqpQueue {
             .into_iter()
             .map(|held| Delivery::new(held.key, held.deliveries, held.receipt.to_string()))
             .collect())
+    }
+
+    /// Asks the broker about each line waiting for a refill (its window was full when one of
+    /// its deliveries settled): one whose queue holds nothing ready has nothing coming, and
+    /// stops holding back its tenant's lower lines. A line whose queue holds more keeps
+    /// waiting for its delivery (or for the next look, if another worker got it).
+    async fn look_at_starved_lines(&self) {
+        let starved = self.shared().state().hold.starved();
+        if starved.is_empty() {
+            return;
+        }
+        let Ok(channel) = self.publishing_channel() else {
+            return;
+        };
+        let config = &self.shared().config;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        for (tenant, line) in starved {
+            let Line::Priority(rank) = line else {
+                continue;
+            };
+            let Some(priority) = Priority::ALL.get(usize::from(rank)) else {
+                continue;
+            };
+            let queue = topology::queue_of(&config.prefix, &tenant, *priority);
+            let looked = bounded(
+                config.op_timeout,
+                "a look at a queue",
+                channel.queue_declare(queue.as_str().into(), passive, FieldTable::default()),
+            )
+            .await;
+            if let Ok(queue) = looked
+                && queue.message_count() == 0
+            {
+                self.shared().state().hold.unstarve(&tenant, line);
+            }
+        }
     }
 
     /// Settles `delivery` here and hands its acknowledgement handle back, if it still has one.
@@ -350,13 +405,19 @@ impl AmqpQueue {
         let notified = shared.work.notified();
         let mut notified = std::pin::pin!(notified);
         notified.as_mut().enable();
-        {
+        let wait = {
             let state = shared.state();
             if state.changes != state.seen || shared.closed.load(Ordering::SeqCst) {
                 return;
             }
-        }
-        let _ = tokio::time::timeout(WAIT_AT_MOST, notified).await;
+            // A line waiting for a refill that may go to another worker: look again soon.
+            if state.hold.any_starved() {
+                LOOK_AGAIN
+            } else {
+                WAIT_AT_MOST
+            }
+        };
+        let _ = tokio::time::timeout(wait, notified).await;
     }
 
     async fn check_broker(&self) -> Result<(), StoreError> {
@@ -384,6 +445,8 @@ fn install(shared: &Shared, publish: Channel) -> u64 {
     state.generation += 1;
     state.broken = None;
     state.publish = Some(publish);
+    state.announced.clear();
+    state.consumed.clear();
     state.generation
 }
 
@@ -402,6 +465,8 @@ fn teardown(shared: &Shared, generation: u64, why: &str) {
     for task in state.consumers.drain(..) {
         task.abort();
     }
+    state.consumed.clear();
+    state.announced.clear();
     // Deliveries of older connections arriving late are dropped.
     state.generation += 1;
     state.changes += 1;
@@ -469,19 +534,22 @@ async fn hold_link(shared: &Arc<Shared>, connection: &Connection, generation: u6
         }
         if !consuming && shared.consuming.load(Ordering::SeqCst) {
             match link::consume(connection, &shared.config).await {
-                Ok((channel, consumers)) => {
-                    let tasks: Vec<JoinHandle<()>> = consumers
-                        .into_iter()
-                        .map(|(consumer, line)| {
-                            tokio::spawn(read(
-                                Arc::clone(shared),
-                                generation,
-                                line,
-                                consumer,
-                                channel.clone(),
-                            ))
-                        })
-                        .collect();
+                Ok((channel, parked, registry)) => {
+                    let tasks = [
+                        tokio::spawn(read(
+                            Arc::clone(shared),
+                            generation,
+                            Line::Parked,
+                            parked,
+                            channel.clone(),
+                        )),
+                        tokio::spawn(follow_registry(
+                            Arc::clone(shared),
+                            generation,
+                            registry,
+                            channel,
+                        )),
+                    ];
                     shared.state().consumers.extend(tasks);
                     consuming = true;
                 }
@@ -505,6 +573,59 @@ async fn hold_link(shared: &Arc<Shared>, connection: &Connection, generation: u6
             return "amqp: the publishing channel closed".into();
         }
     }
+}
+
+/// Reads the registry of tenants (from its start) and consumes the queues of every tenant it
+/// names, on `channel`, until it ends. One task per connection, so the `basic.qos` and
+/// `basic.consume` of one tenant never interleave with another's.
+async fn follow_registry(
+    shared: Arc<Shared>,
+    generation: u64,
+    mut registry: Consumer,
+    channel: Channel,
+) {
+    let why = loop {
+        let delivery = match registry.next().await {
+            Some(Ok(delivery)) => delivery,
+            Some(Err(e)) => break link::describe(&e),
+            None => break "amqp: the registry consumer was cancelled".to_owned(),
+        };
+        let tenant = String::from_utf8_lossy(&delivery.data).into_owned();
+        // A stream's acknowledgements only return credit: the entry stays for every reader.
+        let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+        let new = {
+            let mut state = shared.state();
+            state.generation == generation && state.consumed.insert(tenant.clone())
+        };
+        if !new {
+            continue;
+        }
+        let consumers = match link::consume_tenant(&channel, &shared.config, &tenant).await {
+            Ok(consumers) => consumers,
+            Err(why) => break why,
+        };
+        let tasks: Vec<JoinHandle<()>> = consumers
+            .into_iter()
+            .map(|(consumer, line)| {
+                tokio::spawn(read(
+                    Arc::clone(&shared),
+                    generation,
+                    line,
+                    consumer,
+                    channel.clone(),
+                ))
+            })
+            .collect();
+        let mut state = shared.state();
+        if state.generation == generation {
+            state.consumers.extend(tasks);
+        } else {
+            for task in tasks {
+                task.abort();
+            }
+        }
+    };
+    shared.consumer_ended(generation, why);
 }
 
 /// Reads one consumer's deliveries into the hold until it ends. `_channel` keeps the
@@ -540,7 +661,7 @@ impl JobQueue for AmqpQueue {
         max: usize,
         tenant_in_flight: Option<u64>,
     ) -> BoxFuture<'_, Result<Vec<Delivery>, StoreError>> {
-        Box::pin(std::future::ready(self.take_held(max, tenant_in_flight)))
+        Box::pin(self.take_held(max, tenant_in_flight))
     }
 
     fn untake(&self, deliveries: Vec<Delivery>) {

@@ -61,20 +61,21 @@ async fn restarts_and_recovers(kill: bool) {
     let mut rabbit = RabbitServer::start();
     let url = rabbit.url(&fresh_prefix());
     let q = queue(&url).await;
+    let before = JobKey::new("t", JobId::random());
+    q.publish(&before, Priority::Normal).await.expect("publish");
+    assert_eq!(take_n(&q, 1, Duration::from_secs(10)).await, [before]);
     if kill {
         // A broker that has run a while: RabbitMQ 3.10 records a new quorum queue's Raft
         // member on disk lazily (at a clean stop, or minutes later), and a node killed before
-        // that cannot start the queue again ("leader not known", forever). A clean restart
-        // first makes the queues as established as on any broker in service.
+        // that cannot start the queue again ("leader not known", forever); here the tenant's
+        // queues, declared by its first publish. A clean restart first makes them as
+        // established as on any broker in service.
         tokio::task::block_in_place(|| {
             rabbit.stop();
             rabbit.restart();
         });
         wait_ready(&q).await;
     }
-    let before = JobKey::new("t", JobId::random());
-    q.publish(&before, Priority::Normal).await.expect("publish");
-    assert_eq!(take_n(&q, 1, Duration::from_secs(10)).await, [before]);
     // Confirmed, not yet consumed when the broker goes.
     let waiting = JobKey::new("t", JobId::random());
     q.publish(&waiting, Priority::High).await.expect("publish");

@@ -191,6 +191,6 @@ fn sigterm_finishes_in_flight_jobs_and_their_webhooks() {
 common::both_backends!(
     full_queue_answers_503_with_retry_after,
     tenants_are_authenticated_and_isolated,
-    sigterm_finishes_in_flight_jobs_and_their_webhooks;
-    not_over_amqp: one_tenant_flooding_cannot_starve_another,
+    one_tenant_flooding_cannot_starve_another,
+    sigterm_finishes_in_flight_jobs_and_their_webhooks,
 );

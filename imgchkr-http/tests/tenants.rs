@@ -313,9 +313,9 @@ common::both_backends!(
     idempotency_keys_are_per_tenant_and_unguessable,
     another_tenants_id_as_a_cursor_pages_like_a_random_one,
     one_tenants_volume_never_evicts_anothers_jobs,
-    duplicate_keys_are_refused;
-    not_over_amqp: a_tenant_with_hanging_webhooks_cannot_starve_another,
+    a_tenant_with_hanging_webhooks_cannot_starve_another,
     two_flooding_tenants_cannot_starve_a_third,
+    duplicate_keys_are_refused,
 );
 
 #[test]

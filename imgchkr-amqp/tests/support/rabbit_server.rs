@@ -221,8 +221,9 @@ impl RabbitServer {
         wait_or_kill(&mut child, Duration::from_secs(10));
     }
 
-    /// Messages ready and unacknowledged in `queue`.
-    pub fn queue_depth(&self, queue: &str) -> Option<(u64, u64)> {
+    /// Every queue whose name starts with `prefix`, with its messages ready and
+    /// unacknowledged.
+    pub fn queues(&self, prefix: &str) -> Vec<(String, u64, u64)> {
         let out = self.ctl(&[
             "list_queues",
             "-q",
@@ -233,11 +234,15 @@ impl RabbitServer {
         ]);
         String::from_utf8_lossy(&out.stdout)
             .lines()
-            .find_map(|line| {
+            .filter_map(|line| {
                 let mut parts = line.split_whitespace();
-                (parts.next()? == queue).then_some(())?;
-                Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+                let name = parts.next()?;
+                name.starts_with(prefix).then_some(())?;
+                let ready = parts.next()?.parse().ok()?;
+                let unacked = parts.next()?.parse().ok()?;
+                Some((name.to_owned(), ready, unacked))
             })
+            .collect()
     }
 
     /// The node of this test process, started on first use; stopped, with its epmd, and its

@@ -66,21 +66,11 @@ pub fn backend() -> Backend {
 /// `embedded::<name>` on the in-memory store and queue, `sqlite::<name>` on the embedded
 /// durable default with a file of its own, `redis::<name>` on `serve --redis` with a
 /// `redis-server` of its own, `postgres::<name>` on `serve --store postgres://…` with a
-/// database of its own, `amqp::<name>` on `serve --queue amqp://… --store redis://…`.
-///
-/// Tests listed after `; not_over_amqp:` run on every backend but AMQP: cross-tenant
-/// fairness under a flood, which RabbitMQ as the queue does not give (tenants share one queue
-/// per priority, and a worker sees only its prefetch window of it: see imgchkr-amqp's
-/// README, "Known gap").
+/// database of its own, `amqp::<name>` on `serve --queue amqp://… --store redis://…` with
+/// queues of its own on the test binary's RabbitMQ node and a `redis-server` of its own.
 #[allow(unused_macros)]
 macro_rules! both_backends {
     ($($name:ident),+ $(,)?) => {
-        $crate::common::both_backends!(@ [$($name),+] []);
-    };
-    ($($name:ident),+ ; not_over_amqp: $($other:ident),+ $(,)?) => {
-        $crate::common::both_backends!(@ [$($name),+] [$($other),+]);
-    };
-    (@ [$($name:ident),+] [$($other:ident),*]) => {
         mod embedded {
             $(
                 #[test]
@@ -88,12 +78,6 @@ macro_rules! both_backends {
                     super::common::with_backend(super::common::Backend::Embedded, super::$name);
                 }
             )+
-            $(
-                #[test]
-                fn $other() {
-                    super::common::with_backend(super::common::Backend::Embedded, super::$other);
-                }
-            )*
         }
         mod redis {
             $(
@@ -102,12 +86,6 @@ macro_rules! both_backends {
                     super::common::with_backend(super::common::Backend::Redis, super::$name);
                 }
             )+
-            $(
-                #[test]
-                fn $other() {
-                    super::common::with_backend(super::common::Backend::Redis, super::$other);
-                }
-            )*
         }
         mod sqlite {
             $(
@@ -116,12 +94,6 @@ macro_rules! both_backends {
                     super::common::with_backend(super::common::Backend::Sqlite, super::$name);
                 }
             )+
-            $(
-                #[test]
-                fn $other() {
-                    super::common::with_backend(super::common::Backend::Sqlite, super::$other);
-                }
-            )*
         }
         mod postgres {
             $(
@@ -130,12 +102,6 @@ macro_rules! both_backends {
                     super::common::with_backend(super::common::Backend::Postgres, super::$name);
                 }
             )+
-            $(
-                #[test]
-                fn $other() {
-                    super::common::with_backend(super::common::Backend::Postgres, super::$other);
-                }
-            )*
         }
         mod amqp {
             $(
