@@ -183,6 +183,12 @@ impl RabbitServer {
         }
     }
 
+    /// The process id of the node's Erlang VM, while it runs.
+    pub fn beam_pid(&self) -> Option<String> {
+        let pid = std::fs::read_to_string(self.dir.join("pid")).ok()?;
+        Some(pid.trim().to_owned())
+    }
+
     /// What the server wrote on its console.
     pub fn output(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.out")).unwrap_or_default()
