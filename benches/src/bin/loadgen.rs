@@ -365,7 +365,9 @@ impl Spawned {
         }
         if let Some((node, before)) = &self.rabbitmq {
             let now = node.beam_pid().and_then(|pid| cpu_time(&pid));
-            let used = now.zip(*before).map(|(now, before)| now.saturating_sub(before));
+            let used = now
+                .zip(*before)
+                .map(|(now, before)| now.saturating_sub(before));
             times.push(("rabbitmq".to_owned(), used));
         }
         times
