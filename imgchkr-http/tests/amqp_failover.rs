@@ -5,11 +5,14 @@
 //! the other; then the broker is killed and started again while the survivor holds jobs, and
 //! every process reconnects by itself. Every accepted job reaches its final state with its
 //! final webhook and stable webhook ids. And `/readyz` and submissions follow the broker
-//! going away and coming back.
+//! going away and coming back, and a poison job is dead-lettered and parked with its onFailure.
 
 mod common;
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +25,32 @@ use serde_json::{Value, json};
 /// The store's lease flags (a worker's liveness in the store; the broker redelivers on its
 /// own when a worker's connection closes).
 const FAST_TAKEOVER: [&str; 4] = ["--lease-idle", "1s", "--heartbeat", "200ms"];
+
+/// An HTTP server that reads requests and never answers: a remote image read that hangs.
+/// Returns its address and how many requests it has received.
+fn stalling_server() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&requests);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { break };
+            let counter = Arc::clone(&counter);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                    if line == "\r\n" {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    (addr, requests)
+}
 
 fn webhook_id(hook: &Hook) -> &str {
     hook.headers
@@ -330,4 +359,122 @@ fn two_apis_two_workers_survive(store: &str) {
     });
     assert_eq!(queues.len(), 4, "{queues:?}");
     drop(survivor);
+}
+
+/// A poison job: every worker that takes it hangs on its image and is killed. The broker
+/// counts the deliveries (`x-delivery-limit`), dead-letters it to the parked queue past the
+/// limit, and a worker parks it from there with its onFailure; it is never run again.
+#[test]
+fn a_job_no_worker_finishes_is_dead_lettered_parked_and_its_client_hears_on_failure() {
+    let rabbit = RabbitServer::start();
+    let redis = RedisServer::start();
+    let queue = rabbit.url(&fresh_prefix());
+    let hooks = Receiver::start();
+    let (stall, reads) = stalling_server();
+    let dir = tempfile::tempdir().unwrap();
+    let image_dir = dir.path().to_owned();
+    let store = redis.url();
+    let api = Server::start_cmd(
+        "api",
+        dir,
+        &[
+            "--store",
+            &store,
+            "--queue",
+            &queue,
+            "--locations",
+            "local,url",
+            // Every process declares the queues, with the same delivery limit.
+            "--max-deliveries",
+            "2",
+        ],
+        "info",
+    );
+    let mut worker_flags = vec![
+        "--queue",
+        &queue,
+        "--locations",
+        "local,url",
+        "--max-deliveries",
+        "2",
+        "--fetch-timeout",
+        "120s",
+        "--fetch-request-timeout",
+        "120s",
+    ];
+    worker_flags.extend(FAST_TAKEOVER);
+
+    let mut body = hooks.submission("unused");
+    body["assetPath"] = json!({"location": "url", "path": format!("http://{stall}/hang.jpg")});
+    let r = api.submit(&body);
+    assert_eq!(r.status, 202, "{}", r.body_text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let path = format!("/assets/image/{id}");
+
+    // Two workers in turn get the job (onStart sent, the image read hanging) and die.
+    for attempt in 1..=2 {
+        let mut worker = WorkerProcess::start_on(&image_dir, &store, &worker_flags);
+        let _logs = LogsOnPanic(vec![api.logs.clone(), worker.logs.clone()]);
+        let within = Duration::from_secs(15);
+        wait_within(&format!("onStart #{attempt}"), within, || {
+            (hooks.hooks_for(&id).len() >= attempt).then_some(())
+        });
+        wait_within(&format!("image read #{attempt}"), within, || {
+            (reads.load(Ordering::SeqCst) >= attempt).then_some(())
+        });
+        assert_eq!(api.get(&path).json()["state"], "started");
+        worker.kill_9();
+    }
+
+    // Two deliveries were the limit: the broker dead-letters the job to the parked queue,
+    // and the next worker parks it and tells the client with onFailure.
+    let worker = WorkerProcess::start_on(&image_dir, &store, &worker_flags);
+    let _logs = LogsOnPanic(vec![api.logs.clone(), worker.logs.clone()]);
+    let got = wait_within("onFailure", Duration::from_secs(20), || {
+        let got = hooks.hooks_for(&id);
+        got.iter().any(|h| h.path == "onFailure").then_some(got)
+    });
+    let paths: Vec<&str> = got.iter().map(|h| h.path.as_str()).collect();
+    assert_eq!(paths, ["onStart", "onStart", "onFailure"]);
+    let errors = json!({"image": ["Job abandoned after 2 delivery attempts"]});
+    assert_eq!(
+        got[2].body,
+        json!({"id": id, "state": "failed", "errors": errors})
+    );
+    let start_id = format!("msg_{}_onStart", simple(&id));
+    assert_eq!(webhook_id(&got[0]), start_id, "{:?}", got[0].headers);
+    assert_eq!(webhook_id(&got[1]), start_id, "stable across redelivery");
+    assert_eq!(
+        webhook_id(&got[2]),
+        format!("msg_{}_onFailure", simple(&id))
+    );
+    let job = wait_within("the onFailure record", Duration::from_secs(5), || {
+        let job = api.get(&path).json();
+        let delivered = job["notifications"]
+            .as_array()?
+            .iter()
+            .any(|n| n["event"] == "onFailure" && n["status"] == "delivered");
+        delivered.then_some(job)
+    });
+    assert_eq!(job["state"], "failed");
+    assert_eq!(job["errors"], errors);
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        2,
+        "a parked job is not run again"
+    );
+    // The broker holds nothing more: the parked message acknowledged, the tenant's queues
+    // empty.
+    let prefix = format!("{}.", queue.rsplit("prefix=").next().unwrap());
+    wait_within("the queues empty", Duration::from_secs(15), || {
+        rabbit
+            .queues(&prefix)
+            .iter()
+            .filter(|(name, _, _)| !name.ends_with(".tenants"))
+            .all(|(_, ready, unacked)| *ready == 0 && *unacked == 0)
+            .then_some(())
+    });
+    // Nothing more arrives.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(hooks.hooks_for(&id).len(), 3);
 }

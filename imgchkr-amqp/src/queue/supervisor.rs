@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use lapin::options::BasicAckOptions;
@@ -23,6 +23,8 @@ const LOOK_EVERY: Duration = Duration::from_millis(250);
 /// The first wait before connecting again (doubled on each failure, up to `BACKOFF_MAX`).
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// How long a connection must hold before the backoff starts over.
+const STABLE_AFTER: Duration = Duration::from_secs(5);
 
 /// Makes `publish` the live channel of a new generation; returns it.
 pub(super) fn install(shared: &Shared, publish: Channel) -> u64 {
@@ -83,8 +85,13 @@ pub(super) async fn supervise(shared: Arc<Shared>, mut first: Option<(Connection
                     metrics::counter!(AMQP_RECONNECTS).increment(1);
                 }
                 metrics::gauge!(AMQP_UP).set(1.0);
-                backoff = BACKOFF_FIRST;
+                let held_since = Instant::now();
                 let why = hold_link(&shared, &connection, generation).await;
+                // A link that breaks at once (a queue refused, say) keeps backing off
+                // instead of reconnecting in a tight loop.
+                if held_since.elapsed() >= STABLE_AFTER {
+                    backoff = BACKOFF_FIRST;
+                }
                 if !shared.closed.load(Ordering::SeqCst) {
                     warn!(reason = %why, "amqp: connection lost; connecting again");
                 }

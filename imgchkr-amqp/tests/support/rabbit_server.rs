@@ -3,7 +3,7 @@
 //! its own epmd on a free loopback port (started here, killed with the node), AMQP and
 //! distribution ports free on loopback, and its data, logs, config and Erlang cookie in a
 //! temp dir; no plugins. Started in ~5–10 s, so a test binary shares one
-//! ([`RabbitServer::shared`], stopped once the binary has exited) and gives each test queue
+//! (`RabbitServer::shared`, stopped once the binary has exited) and gives each test queue
 //! names of its own (a prefix). A machine without it fails the test loudly
 //! (`apt-get install -y rabbitmq-server`).
 #![allow(dead_code)] // each test file uses a different part
