@@ -92,14 +92,16 @@ pub async fn open(args: &ServeArgs) -> Result<Arc<dyn Engine>, EngineError> {
             "amqp:// is a queue only: give it as --queue beside a shared --store (redis:// or postgres://)".into(),
         ));
     }
+    if queue_kind == Kind::Amqp {
+        return open_split(args, store, store_kind, queue).await;
+    }
     if queue != store {
         return Err(EngineError::Combination(format!(
-            "--queue {} with --store {}: a separate queue is not supported by this build; leave --queue unset",
+            "--queue {} with --store {}: a separate queue is supported only as amqp://… beside redis://… or postgres://…; leave --queue unset",
             redacted(queue),
             redacted(store)
         )));
     }
-    let _ = queue_kind;
     let open_failed = |reason: String| EngineError::Open {
         what: "store",
         url: redacted(store),
@@ -139,5 +141,57 @@ pub async fn open(args: &ServeArgs) -> Result<Arc<dyn Engine>, EngineError> {
         other => Err(open_failed(format!(
             "the {other:?} engine is not built into this binary"
         ))),
+    }
+}
+
+/// RabbitMQ carrying the work (`--queue amqp://…`) beside the shared store that keeps the
+/// records: core's [`Split`](imgchkr_core::engine::split::Split) of the two.
+async fn open_split(
+    args: &ServeArgs,
+    store: &str,
+    store_kind: Kind,
+    queue: &str,
+) -> Result<Arc<dyn Engine>, EngineError> {
+    use imgchkr_core::engine::split::Split;
+    if !matches!(store_kind, Kind::Redis | Kind::Postgres) {
+        return Err(EngineError::Combination(format!(
+            "--queue {} needs a shared store (--store redis://… or postgres://…), not {}: \
+             the broker carries only the work, the records must be reachable by every process",
+            redacted(queue),
+            redacted(store)
+        )));
+    }
+    let open_failed = |what: &'static str, url: &str, reason: String| EngineError::Open {
+        what,
+        url: redacted(url),
+        reason,
+    };
+    // The worker's job slots: the broker pushes one more per queue ahead of its leases.
+    let prefetch = u16::try_from(args.max_concurrent_jobs.max(1)).unwrap_or(u16::MAX);
+    let config = imgchkr_amqp::AmqpConfig::new(queue)
+        .with_max_deliveries(args.max_deliveries)
+        .with_prefetch(prefetch);
+    let amqp = imgchkr_amqp::AmqpQueue::connect(config)
+        .await
+        .map_err(|e| open_failed("queue", queue, e.to_string()))?;
+    imgchkr_amqp::describe_metrics();
+    match store_kind {
+        Kind::Redis => {
+            let records =
+                imgchkr_redis::RedisEngine::connect(imgchkr_redis::RedisConfig::new(store))
+                    .await
+                    .map_err(|e| open_failed("store", store, e.to_string()))?;
+            imgchkr_redis::describe_metrics();
+            Ok(Arc::new(Split::new(records, amqp)))
+        }
+        _ => {
+            let records = imgchkr_postgres::PostgresEngine::connect(
+                imgchkr_postgres::PostgresConfig::new(store),
+            )
+            .await
+            .map_err(|e| open_failed("store", store, e.to_string()))?;
+            imgchkr_postgres::describe_metrics();
+            Ok(Arc::new(Split::new(records, amqp)))
+        }
     }
 }

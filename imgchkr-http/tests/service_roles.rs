@@ -116,6 +116,44 @@ fn bad_role_and_redis_settings_stop_the_start_with_a_reason() {
     let (code, stderr) = run(&["serve", "--listen", "127.0.0.1:0", "--store", "amqp://x"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("amqp:// is a queue only"), "{stderr}");
+    // …and needs a shared store beside it: checked before connecting (no broker listens at
+    // port 1), whatever the role.
+    for (role, store) in [
+        ("serve", "sqlite:jobs.db"),
+        ("serve", "memory:"),
+        ("worker", "memory:"),
+    ] {
+        let (code, stderr) = run(&[
+            role,
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            store,
+            "--queue",
+            "amqp://guest:secret@127.0.0.1:1/%2f",
+        ]);
+        assert_eq!(code, Some(2), "{role} {store}: {stderr}");
+        assert!(
+            stderr.contains("needs a shared store (--store redis://… or postgres://…)"),
+            "{role} {store}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("secret"),
+            "the password is redacted: {stderr}"
+        );
+    }
+    // A broker that cannot be reached stops the start with the reason.
+    let (code, stderr) = run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        "redis://127.0.0.1:1/",
+        "--queue",
+        "amqp://127.0.0.1:1/%2f",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("cannot open the queue"), "{stderr}");
 
     // Checked before connecting: no Redis needs to listen at this address.
     let (code, stderr) = run(&[

@@ -25,7 +25,7 @@ use crate::migrate::migrate;
 use crate::notify::{Announcer, announce_forever};
 
 /// The statements of the engine's calls, for its schema.
-struct Sql {
+pub(crate) struct Sql {
     submit: String,
     get: String,
     list: String,
@@ -38,6 +38,9 @@ struct Sql {
     stats: String,
     take_token: String,
     remember: String,
+    pub(crate) start: String,
+    pub(crate) remove: String,
+    pub(crate) worker_seen: String,
 }
 
 impl Sql {
@@ -60,13 +63,16 @@ impl Sql {
             stats: call("stats", 0),
             take_token: call("take_token", 4),
             remember: call("remember", 4),
+            start: call("start", 4),
+            remove: call("remove", 2),
+            worker_seen: call("worker_seen", 5),
         }
     }
 }
 
-struct Inner {
-    conn: Conn,
-    sql: Sql,
+pub(crate) struct Inner {
+    pub(crate) conn: Conn,
+    pub(crate) sql: Sql,
     schema: String,
     parsed: Arc<Parsed>,
     timeout: Duration,
@@ -92,7 +98,7 @@ impl Drop for Inner {
 /// and the guarantees). Cheap to clone: clones share the pool and the listener.
 #[derive(Clone)]
 pub struct PostgresEngine {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for PostgresEngine {
@@ -106,14 +112,14 @@ impl std::fmt::Debug for PostgresEngine {
 /// The earliest time a retention bound is computed to (a huge age keeps everything).
 const FLOOR: OffsetDateTime = time::macros::datetime!(0001-01-01 0:00 UTC);
 
-fn minus(now: OffsetDateTime, age: Duration) -> OffsetDateTime {
+pub(crate) fn minus(now: OffsetDateTime, age: Duration) -> OffsetDateTime {
     time::Duration::try_from(age)
         .ok()
         .and_then(|age| now.checked_sub(age))
         .map_or(FLOOR, |at| at.max(FLOOR))
 }
 
-fn count(n: u64) -> i64 {
+pub(crate) fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
@@ -154,7 +160,7 @@ impl PostgresEngine {
         &self.inner.schema
     }
 
-    async fn json(
+    pub(crate) async fn json(
         &self,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
@@ -165,6 +171,19 @@ impl PostgresEngine {
     }
 
     async fn submit_job(&self, job: &Job, admission: Admission) -> Result<Submitted, StoreError> {
+        let submitted = self.insert_job(job, admission).await?;
+        if submitted == Submitted::New {
+            self.announce();
+        }
+        Ok(submitted)
+    }
+
+    /// Records and queues `job` (see `submit`), telling no worker.
+    pub(crate) async fn insert_job(
+        &self,
+        job: &Job,
+        admission: Admission,
+    ) -> Result<Submitted, StoreError> {
         let key = job.key();
         let priority = i16::from(job.priority.rank());
         let errors = job
@@ -201,10 +220,7 @@ impl PostgresEngine {
             )
             .await?;
         match field(&reply, "r") {
-            "new" => {
-                self.announce();
-                Ok(Submitted::New)
-            }
+            "new" => Ok(Submitted::New),
             "existing" => Ok(Submitted::Existing(Box::new(codec::job(
                 &key,
                 reply["job"].clone(),
@@ -230,7 +246,7 @@ impl PostgresEngine {
         inner.announcer.announce();
     }
 
-    async fn get_job(&self, key: &JobKey) -> Result<Lookup, StoreError> {
+    pub(crate) async fn get_job(&self, key: &JobKey) -> Result<Lookup, StoreError> {
         let reply = self
             .json(&self.inner.sql.get, &[&key.tenant, &key.id.0])
             .await?;
@@ -245,7 +261,7 @@ impl PostgresEngine {
         }
     }
 
-    async fn list_jobs(&self, query: &ListQuery) -> Result<Vec<Job>, StoreError> {
+    pub(crate) async fn list_jobs(&self, query: &ListQuery) -> Result<Vec<Job>, StoreError> {
         if query.limit == 0 {
             return Ok(Vec::new());
         }
@@ -280,7 +296,11 @@ impl PostgresEngine {
             .collect()
     }
 
-    async fn cancel_job(&self, key: &JobKey, at: OffsetDateTime) -> Result<Cancel, StoreError> {
+    pub(crate) async fn cancel_job(
+        &self,
+        key: &JobKey,
+        at: OffsetDateTime,
+    ) -> Result<Cancel, StoreError> {
         let reply = self
             .json(&self.inner.sql.cancel, &[&key.tenant, &key.id.0, &at])
             .await?;
@@ -370,15 +390,25 @@ impl PostgresEngine {
         updates: &[JobUpdate],
         finish: bool,
     ) -> Result<(), StoreError> {
+        self.apply_updates(&lease.key, updates, finish).await
+    }
+
+    /// Applies `updates` to the job of `key`; with `finish` also ends its lease.
+    pub(crate) async fn apply_updates(
+        &self,
+        key: &JobKey,
+        updates: &[JobUpdate],
+        finish: bool,
+    ) -> Result<(), StoreError> {
         if updates.is_empty() && !finish {
             return Ok(());
         }
-        let json = codec::updates(&lease.key, updates)?;
+        let json = codec::updates(key, updates)?;
         self.inner
             .conn
             .one(
                 &self.inner.sql.apply,
-                &[&lease.key.tenant, &lease.key.id.0, &json, &finish],
+                &[&key.tenant, &key.id.0, &json, &finish],
             )
             .await?;
         Ok(())
@@ -395,7 +425,7 @@ impl PostgresEngine {
         Ok(())
     }
 
-    async fn purge_jobs(
+    pub(crate) async fn purge_jobs(
         &self,
         retention: &Retention,
         now: OffsetDateTime,
@@ -422,7 +452,7 @@ impl PostgresEngine {
         Ok(u64::try_from(expired).unwrap_or(0))
     }
 
-    async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
+    pub(crate) async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
         let reply = self.json(&self.inner.sql.stats, &[]).await?;
         let number = |v: &Value| v.as_u64().ok_or_else(|| unexpected("stats", &reply));
         let mut stats = QueueStats::default();
@@ -451,7 +481,7 @@ impl PostgresEngine {
         Ok(stats)
     }
 
-    async fn take(
+    pub(crate) async fn take(
         &self,
         name: &str,
         bucket: Bucket,
@@ -479,7 +509,7 @@ impl PostgresEngine {
         Ok(Token::Wait(token_wait(tokens, rate)))
     }
 
-    async fn remember_value(
+    pub(crate) async fn remember_value(
         &self,
         key: &str,
         value: &str,
@@ -495,7 +525,7 @@ impl PostgresEngine {
             .map_err(|e| StoreError::Unavailable(format!("postgres: reply: {e}")))
     }
 
-    async fn check_now(&self) -> Result<(), StoreError> {
+    pub(crate) async fn check_now(&self) -> Result<(), StoreError> {
         let row = self
             .inner
             .conn

@@ -107,6 +107,7 @@ mod engine;
 mod listen;
 mod migrate;
 mod notify;
+mod store;
 mod tls;
 
 pub use config::PostgresConfig;

@@ -13,6 +13,7 @@ use crate::conn::{bounded, connect_one, error};
 pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "tables", include_str!("sql/0001_tables.sql")),
     (2, "functions", include_str!("sql/0002_functions.sql")),
+    (3, "split store", include_str!("sql/0003_split_store.sql")),
 ];
 
 /// The SQL of a migration for `schema`.

@@ -58,7 +58,11 @@ impl RedisEngine {
         self.conn.prefix()
     }
 
-    async fn submit_job(&self, job: &Job, admission: Admission) -> Result<Submitted, StoreError> {
+    pub(crate) async fn submit_job(
+        &self,
+        job: &Job,
+        admission: Admission,
+    ) -> Result<Submitted, StoreError> {
         let key = job.key();
         let member = member(&key);
         let fields = fields(job)?;
@@ -85,7 +89,7 @@ impl RedisEngine {
         }
     }
 
-    async fn get_job(&self, key: &JobKey) -> Result<Lookup, StoreError> {
+    pub(crate) async fn get_job(&self, key: &JobKey) -> Result<Lookup, StoreError> {
         let member = member(key);
         let reply: Vec<String> = self.conn.run(&SCRIPTS.get, &[&member]).await?;
         match reply.first().map(String::as_str) {
@@ -96,7 +100,7 @@ impl RedisEngine {
         }
     }
 
-    async fn list_jobs(&self, query: &ListQuery) -> Result<Vec<Job>, StoreError> {
+    pub(crate) async fn list_jobs(&self, query: &ListQuery) -> Result<Vec<Job>, StoreError> {
         if query.limit == 0 {
             return Ok(Vec::new());
         }
@@ -122,7 +126,11 @@ impl RedisEngine {
             .collect()
     }
 
-    async fn cancel_job(&self, key: &JobKey, at: OffsetDateTime) -> Result<Cancel, StoreError> {
+    pub(crate) async fn cancel_job(
+        &self,
+        key: &JobKey,
+        at: OffsetDateTime,
+    ) -> Result<Cancel, StoreError> {
         let member = member(key);
         let at_text = text(key, at)?;
         let at_ms = millis(at).to_string();
@@ -213,11 +221,22 @@ impl RedisEngine {
         updates: &[JobUpdate],
         finish: bool,
     ) -> Result<(), StoreError> {
+        self.apply_updates(&lease.key, updates, finish).await
+    }
+
+    /// Applies `updates` to the job of `key`; with `finish` also ends its lease and puts it
+    /// under retention.
+    pub(crate) async fn apply_updates(
+        &self,
+        key: &JobKey,
+        updates: &[JobUpdate],
+        finish: bool,
+    ) -> Result<(), StoreError> {
         if updates.is_empty() && !finish {
             return Ok(());
         }
-        let member = member(&lease.key);
-        let updates = update_args(&lease.key, updates)?;
+        let member = member(key);
+        let updates = update_args(key, updates)?;
         let mut args = vec![member.as_str()];
         args.extend(updates.iter().map(String::as_str));
         let script = if finish {
@@ -238,7 +257,7 @@ impl RedisEngine {
         Ok(())
     }
 
-    async fn purge_jobs(
+    pub(crate) async fn purge_jobs(
         &self,
         retention: &Retention,
         now: OffsetDateTime,
@@ -259,7 +278,7 @@ impl RedisEngine {
         self.conn.run(&SCRIPTS.purge, &args).await
     }
 
-    async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
+    pub(crate) async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
         let (waiting, in_flight, lines, workers): (String, String, Vec<String>, Vec<String>) =
             self.conn.run(&SCRIPTS.stats, &[]).await?;
         let number = |s: &str| {

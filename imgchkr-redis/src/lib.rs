@@ -104,6 +104,7 @@ mod conn;
 mod engine;
 mod limits;
 mod scripts;
+mod store;
 
 pub use config::RedisConfig;
 pub use engine::RedisEngine;

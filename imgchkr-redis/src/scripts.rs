@@ -31,6 +31,9 @@ pub(crate) struct Scripts {
     pub(crate) stats: Script,
     pub(crate) take_token: Script,
     pub(crate) remember: Script,
+    pub(crate) start: Script,
+    pub(crate) remove: Script,
+    pub(crate) worker_seen: Script,
 }
 
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -47,4 +50,7 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     stats: script!("stats.lua"),
     take_token: script!("take_token.lua"),
     remember: script!("remember.lua"),
+    start: script!("start.lua"),
+    remove: script!("remove.lua"),
+    worker_seen: script!("worker_seen.lua"),
 });

@@ -6,11 +6,17 @@
 //!         [--timeout SECS] [--flood]
 //!         [--redis URL | --start-redis [--redis-server PATH] | --postgres URL | --start-postgres]
 //!         [--postgres-setting NAME=VALUE]... [--worker-processes K] [--store URL]
+//!         [--queue AMQP_URL | --start-rabbitmq]
 //! ```
 //!
 //! `--store URL` sets the store of the one `serve` process (e.g. `memory:` or
 //! `sqlite:imgchkr.db`); every process runs in the run's temp dir, so the default SQLite file
 //! lands there.
+//!
+//! `--queue amqp://…` (or `--start-rabbitmq`: a throwaway RabbitMQ node, as the AMQP crate's
+//! tests start it, on free loopback ports) puts the work on RabbitMQ beside the store of a
+//! distributed run (`--queue URL` to the API and every worker); with `--start-rabbitmq` the
+//! report adds the broker's CPU time during the run.
 //!
 //! `--postgres URL` (or `--start-postgres`: a throwaway cluster, `initdb` into a temp dir, on
 //! a free loopback port, Postgres' default durability, `pg_stat_statements` loaded) runs the
@@ -48,6 +54,10 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+/// Throwaway RabbitMQ nodes: the AMQP crate's test support, shared.
+#[path = "../../../imgchkr-amqp/tests/support/rabbit_server.rs"]
+mod rabbit_server;
+
 struct Args {
     server: Option<PathBuf>,
     target: Option<SocketAddr>,
@@ -70,6 +80,10 @@ struct Args {
     /// The store of the one `serve` process (`--store`); unset: the binary's default, in the
     /// run's own directory.
     store: Option<String>,
+    /// Distributed mode: the work on this RabbitMQ (`--queue`).
+    queue: Option<String>,
+    /// …or on a throwaway node this run starts.
+    start_rabbitmq: bool,
 }
 
 impl Args {
@@ -80,6 +94,10 @@ impl Args {
     fn on_postgres(&self) -> bool {
         self.postgres.is_some() || self.start_postgres
     }
+
+    fn on_amqp(&self) -> bool {
+        self.queue.is_some() || self.start_rabbitmq
+    }
 }
 
 fn usage() -> ! {
@@ -87,7 +105,8 @@ fn usage() -> ! {
         "usage: loadgen (--server PATH_TO_IMGCHKR | --target ADDR) [--jobs N] \
          [--concurrency C] [--timeout SECS] [--flood] \
          [--redis URL | --start-redis [--redis-server PATH] | --postgres URL | --start-postgres] \
-         [--postgres-setting NAME=VALUE]... [--worker-processes K] [--store URL]"
+         [--postgres-setting NAME=VALUE]... [--worker-processes K] [--store URL] \
+         [--queue AMQP_URL | --start-rabbitmq]"
     );
     std::process::exit(2)
 }
@@ -108,6 +127,8 @@ fn parse_args() -> Args {
         postgres_settings: Vec::new(),
         worker_processes: 1,
         store: None,
+        queue: None,
+        start_rabbitmq: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -132,6 +153,8 @@ fn parse_args() -> Args {
             "--start-postgres" => args.start_postgres = true,
             "--postgres-setting" => args.postgres_settings.push(val()),
             "--store" => args.store = Some(val()),
+            "--queue" => args.queue = Some(val()),
+            "--start-rabbitmq" => args.start_rabbitmq = true,
             "--worker-processes" => {
                 args.worker_processes = val().parse().unwrap_or_else(|_| usage())
             }
@@ -151,6 +174,8 @@ fn parse_args() -> Args {
             > 1
         || (args.distributed() && args.server.is_none())
         || args.worker_processes == 0
+        || (args.queue.is_some() && args.start_rabbitmq)
+        || (args.on_amqp() && !args.distributed())
     {
         usage();
     }
@@ -242,6 +267,8 @@ struct Spawned {
     dir: PathBuf,
     /// The throwaway Postgres of `--start-postgres`.
     postgres: Option<imgchkr_benches::pg::Cluster>,
+    /// The throwaway RabbitMQ of `--start-rabbitmq`, and its CPU time when the load began.
+    rabbitmq: Option<(rabbit_server::RabbitServer, Option<Duration>)>,
 }
 
 impl Spawned {
@@ -254,6 +281,17 @@ impl Spawned {
             children: Vec::new(),
             dir,
             postgres: None,
+            rabbitmq: None,
+        };
+        let queue = match &args.queue {
+            Some(url) => Some(url.clone()),
+            None if args.start_rabbitmq => {
+                let node = rabbit_server::RabbitServer::start();
+                let url = node.url("loadgen");
+                spawned.rabbitmq = Some((node, None));
+                Some(url)
+            }
+            None => None,
         };
         let imgchkr = |role: &str, redis: Option<&str>| {
             let mut cmd = Command::new(bin);
@@ -266,6 +304,9 @@ impl Spawned {
             }
             if let Some(url) = redis.or(args.store.as_deref()) {
                 cmd.args(["--store", url]);
+            }
+            if let Some(url) = &queue {
+                cmd.args(["--queue", url]);
             }
             if args.flood {
                 cmd.args(["--queue-capacity", "1000"]);
@@ -320,6 +361,10 @@ impl Spawned {
                 spawn_until(imgchkr("worker", Some(&url)), "worker", "worker started");
             spawned.children.push((format!("worker-{k}"), worker));
         }
+        // The broker's start-up is not the run's.
+        if let Some((node, cpu)) = &mut spawned.rabbitmq {
+            *cpu = node.beam_pid().and_then(|pid| cpu_time(&pid));
+        }
         (spawned, listening_addr(&line))
     }
 
@@ -332,6 +377,13 @@ impl Spawned {
             .collect();
         if let Some(postgres) = &self.postgres {
             times.push(("postgres".to_owned(), postgres.cpu_time()));
+        }
+        if let Some((node, before)) = &self.rabbitmq {
+            let now = node.beam_pid().and_then(|pid| cpu_time(&pid));
+            let used = now
+                .zip(*before)
+                .map(|(now, before)| now.saturating_sub(before));
+            times.push(("rabbitmq".to_owned(), used));
         }
         times
     }
@@ -364,6 +416,9 @@ impl Spawned {
         }
         if let Some(postgres) = self.postgres.take() {
             postgres.stop();
+        }
+        if let Some((mut node, _)) = self.rabbitmq.take() {
+            node.stop();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -620,12 +675,17 @@ async fn main() {
     let mode = if args.flood { "flood" } else { "normal" };
     let deployment = if args.distributed() {
         format!(
-            "distributed: 1 api + {} worker process(es), one {}",
+            "distributed: 1 api + {} worker process(es), one {}{}",
             args.worker_processes,
             if args.on_postgres() {
                 "Postgres"
             } else {
                 "Redis"
+            },
+            if args.on_amqp() {
+                " + RabbitMQ as the queue"
+            } else {
+                ""
             }
         )
     } else {

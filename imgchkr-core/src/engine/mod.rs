@@ -35,6 +35,10 @@
 //! expiry; cancel of a queued job only; tenant scoping of get/list/cancel; retention and
 //! expiry with tombstones; queue capacity and per-tenant shares; per-tenant in-flight caps.
 //!
+//! A broker can carry the work while a shared store keeps the records: [`split`] makes an
+//! [`Engine`] of a [`split::JobStore`] and a [`split::JobQueue`], with the rules spanning both
+//! in core.
+//!
 //! [`submit`]: Engine::submit
 //! [`lease`]: Engine::lease
 //! [`record`]: Engine::record
@@ -42,6 +46,7 @@
 
 pub mod memory;
 mod model;
+pub mod split;
 
 pub use model::*;
 

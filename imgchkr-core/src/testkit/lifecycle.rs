@@ -266,7 +266,7 @@ impl Runtime for Unused {
     }
 }
 
-fn worker_of(
+pub(super) fn worker_of(
     engine: &Arc<dyn Engine>,
     notifier: &Arc<RecordingNotifier>,
     report: Report,
@@ -282,7 +282,7 @@ fn worker_of(
     )
 }
 
-fn too_big() -> Report {
+pub(super) fn too_big() -> Report {
     Report::unreachable(ValidationError::NotFound {
         path: "images/acme.jpg".into(),
     })

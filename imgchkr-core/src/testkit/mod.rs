@@ -14,6 +14,9 @@
 //! worker's rules (poison parking, settling a redelivered verdict) are checked on each engine
 //! too. [`run`] runs every case and panics with the names of those that failed.
 //!
+//! Split engines (records in a store, work carried by a broker) run [`split::run`]: the cases a
+//! broker can honour, on several processes of one deployment.
+//!
 //! [`Worker::handle`]: crate::worker::Worker::handle
 //! [`RecordingNotifier`]: crate::RecordingNotifier
 // Test support: an assumption that does not hold is a failed test, as in any test.
@@ -21,6 +24,7 @@
 
 mod cases;
 mod lifecycle;
+pub mod split;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -25,6 +25,10 @@ use redis_server::RedisServer;
 #[path = "../../../imgchkr-postgres/tests/support/pg_cluster.rs"]
 pub mod pg_cluster;
 
+/// Throwaway RabbitMQ nodes: the AMQP crate's own test support, shared.
+#[path = "../../../imgchkr-amqp/tests/support/rabbit_server.rs"]
+pub mod rabbit_server;
+
 /// Where `imgchkr serve` keeps jobs in the tests of this thread: the contract tests run once
 /// per backend (see [`both_backends!`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +42,9 @@ pub enum Backend {
     /// `--store postgres://…` of a fresh database for each server, on one throwaway cluster
     /// per test binary (stopped and removed when the binary exits).
     Postgres,
+    /// `--queue amqp://…` with queues of its own for each server, on one throwaway RabbitMQ
+    /// node per test binary, beside `--store redis://…` of a `redis-server` of its own.
+    Amqp,
 }
 
 thread_local! {
@@ -59,7 +66,8 @@ pub fn backend() -> Backend {
 /// `embedded::<name>` on the in-memory store and queue, `sqlite::<name>` on the embedded
 /// durable default with a file of its own, `redis::<name>` on `serve --redis` with a
 /// `redis-server` of its own, `postgres::<name>` on `serve --store postgres://…` with a
-/// database of its own.
+/// database of its own, `amqp::<name>` on `serve --queue amqp://… --store redis://…` with
+/// queues of its own on the test binary's RabbitMQ node and a `redis-server` of its own.
 #[allow(unused_macros)]
 macro_rules! both_backends {
     ($($name:ident),+ $(,)?) => {
@@ -92,6 +100,14 @@ macro_rules! both_backends {
                 #[test]
                 fn $name() {
                     super::common::with_backend(super::common::Backend::Postgres, super::$name);
+                }
+            )+
+        }
+        mod amqp {
+            $(
+                #[test]
+                fn $name() {
+                    super::common::with_backend(super::common::Backend::Amqp, super::$name);
                 }
             )+
         }
@@ -151,12 +167,18 @@ impl Server {
             .iter()
             .any(|flag| ["--redis", "--store", "--queue"].contains(flag));
         let redis =
-            (command == "serve" && backend() == Backend::Redis && !chosen).then(RedisServer::start);
+            (command == "serve" && matches!(backend(), Backend::Redis | Backend::Amqp) && !chosen)
+                .then(RedisServer::start);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgchkr"));
         cmd.args([command, "--listen", "127.0.0.1:0", "--image-dir"])
             .arg(dir.path())
             .args(extra);
         match (&redis, backend()) {
+            (Some(redis), Backend::Amqp) => {
+                let rabbit = rabbit_server::RabbitServer::shared();
+                cmd.args(["--store", &redis.url()])
+                    .args(["--queue", &rabbit.url(&rabbit_server::fresh_prefix())]);
+            }
             (Some(redis), _) => {
                 cmd.args(["--store", &redis.url()]);
             }
