@@ -15,8 +15,8 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
-use crate::auth::{TokenDigest, digest};
 use crate::response::{self, Resp};
+use crate::token::{TokenDigest, digest};
 
 /// How many failed jobs the dashboard shows.
 pub const LATEST_FAILURES: usize = 20;

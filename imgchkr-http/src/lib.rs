@@ -29,5 +29,6 @@ pub mod shutdown;
 pub mod signing;
 pub mod tenants;
 pub mod tls;
+pub mod token;
 pub mod validation;
 pub mod webhooks;

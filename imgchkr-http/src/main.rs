@@ -25,7 +25,7 @@ fn main() -> ExitCode {
             };
         }
         Command::Token => {
-            let (token, line) = imgchkr_http::auth::new_token();
+            let (token, line) = imgchkr_http::token::new_token();
             println!("token: {token}");
             println!("token_sha256 = [\"{line}\"]");
             return ExitCode::SUCCESS;

@@ -21,7 +21,7 @@ use imgchkr_egress::{AllowRule, DestinationPolicy};
 use imgchkr_notify::Secret;
 use serde::Deserialize;
 
-use crate::auth::{TokenDigest, digest};
+use crate::token::{TokenDigest, digest};
 
 /// Why a tenants file cannot be used.
 #[derive(Debug, thiserror::Error)]
