@@ -75,8 +75,15 @@ pub fn is_shared(args: &ServeArgs) -> bool {
     matches!(kind(args.store_url()), Some(Kind::Redis | Kind::Postgres))
 }
 
-/// Opens the engine `args` configure.
-pub async fn open(args: &ServeArgs) -> Result<Arc<dyn Engine>, EngineError> {
+/// The store and queue `args` name, checked from their URLs alone — before anything is opened,
+/// created or connected, so a refused combination leaves no file behind and waits for no
+/// server.
+pub fn check(args: &ServeArgs) -> Result<(), EngineError> {
+    kinds(args).map(|_| ())
+}
+
+/// The kinds of store and queue `args` name, if they go together.
+fn kinds(args: &ServeArgs) -> Result<(Kind, Kind), EngineError> {
     let store = args.store_url();
     let queue = args.queue_url();
     let store_kind = kind(store).ok_or_else(|| EngineError::Unsupported {
@@ -93,14 +100,30 @@ pub async fn open(args: &ServeArgs) -> Result<Arc<dyn Engine>, EngineError> {
         ));
     }
     if queue_kind == Kind::Amqp {
-        return open_split(args, store, store_kind, queue).await;
-    }
-    if queue != store {
+        if !matches!(store_kind, Kind::Redis | Kind::Postgres) {
+            return Err(EngineError::Combination(format!(
+                "--queue {} needs a shared store (--store redis://… or postgres://…), not {}: \
+                 the broker carries only the work, the records must be reachable by every process",
+                redacted(queue),
+                redacted(store)
+            )));
+        }
+    } else if queue != store {
         return Err(EngineError::Combination(format!(
             "--queue {} with --store {}: a separate queue is supported only as amqp://… beside redis://… or postgres://…; leave --queue unset",
             redacted(queue),
             redacted(store)
         )));
+    }
+    Ok((store_kind, queue_kind))
+}
+
+/// Opens the engine `args` configure.
+pub async fn open(args: &ServeArgs) -> Result<Arc<dyn Engine>, EngineError> {
+    let (store_kind, queue_kind) = kinds(args)?;
+    let store = args.store_url();
+    if queue_kind == Kind::Amqp {
+        return open_split(args, store, store_kind, args.queue_url()).await;
     }
     let open_failed = |reason: String| EngineError::Open {
         what: "store",
@@ -153,14 +176,6 @@ async fn open_split(
     queue: &str,
 ) -> Result<Arc<dyn Engine>, EngineError> {
     use imgchkr_core::engine::split::Split;
-    if !matches!(store_kind, Kind::Redis | Kind::Postgres) {
-        return Err(EngineError::Combination(format!(
-            "--queue {} needs a shared store (--store redis://… or postgres://…), not {}: \
-             the broker carries only the work, the records must be reachable by every process",
-            redacted(queue),
-            redacted(store)
-        )));
-    }
     let open_failed = |what: &'static str, url: &str, reason: String| EngineError::Open {
         what,
         url: redacted(url),
@@ -184,7 +199,7 @@ async fn open_split(
             imgchkr_redis::describe_metrics();
             Ok(Arc::new(Split::new(records, amqp)))
         }
-        _ => {
+        Kind::Postgres => {
             let records = imgchkr_postgres::PostgresEngine::connect(
                 imgchkr_postgres::PostgresConfig::new(store),
             )
@@ -193,5 +208,9 @@ async fn open_split(
             imgchkr_postgres::describe_metrics();
             Ok(Arc::new(Split::new(records, amqp)))
         }
+        // `check` admits no other store beside an AMQP queue.
+        other => Err(EngineError::Combination(format!(
+            "an AMQP queue beside a {other:?} store"
+        ))),
     }
 }

@@ -203,6 +203,7 @@ impl Service {
             })?;
         let webhooks = notifier(&args, delivery, tenant_count)?;
         let remote = remote_sources(&args)?;
+        crate::engines::check(&args)?;
         if role != Role::Serve && !crate::engines::is_shared(&args) {
             return Err(ServiceError::SingleNode {
                 store: crate::engines::redacted(args.store_url()),
