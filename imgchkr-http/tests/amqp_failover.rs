@@ -10,66 +10,22 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::failover::{
+    assert_every_job_final, final_event, redelivered_by, simple, stalling_server, webhook_id,
+};
 use common::pg_cluster::PgCluster;
 use common::rabbit_server::{RabbitServer, fresh_prefix};
 use common::redis_server::RedisServer;
-use common::{Hook, Receiver, Server, WorkerProcess, jpeg_header, wait_within};
+use common::{Receiver, Server, WorkerProcess, jpeg_header, wait_within};
 use serde_json::{Value, json};
 
 /// The store's lease flags (a worker's liveness in the store; the broker redelivers on its
 /// own when a worker's connection closes).
 const FAST_TAKEOVER: [&str; 4] = ["--lease-idle", "1s", "--heartbeat", "200ms"];
-
-/// An HTTP server that reads requests and never answers: a remote image read that hangs.
-/// Returns its address and how many requests it has received.
-fn stalling_server() -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let requests = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&requests);
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { break };
-            let counter = Arc::clone(&counter);
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream);
-                let mut line = String::new();
-                while reader.read_line(&mut line).unwrap_or(0) > 0 {
-                    if line == "\r\n" {
-                        counter.fetch_add(1, Ordering::SeqCst);
-                    }
-                    line.clear();
-                }
-            });
-        }
-    });
-    (addr, requests)
-}
-
-fn webhook_id(hook: &Hook) -> &str {
-    hook.headers
-        .get("webhook-id")
-        .map(String::as_str)
-        .unwrap_or("")
-}
-
-fn simple(id: &str) -> String {
-    id.replace('-', "")
-}
-
-/// The final event of a job's state.
-fn final_event(state: &str) -> &'static str {
-    match state {
-        "success" => "onSuccess",
-        _ => "onFailure",
-    }
-}
 
 /// Prints the processes' logs if the test fails while it lives.
 struct LogsOnPanic(Vec<Arc<Mutex<Vec<String>>>>);
@@ -268,59 +224,15 @@ fn two_apis_two_workers_survive(store: &str) {
         expected.insert(r.json()["id"].as_str().unwrap().to_owned(), "success");
     }
 
-    // Every accepted job reaches its final state, readable from either API…
-    for (n, (id, state)) in expected.iter().enumerate() {
-        let api = &apis[(n + 1) % 2];
-        let job = wait_within(&format!("job {id} final"), Duration::from_secs(60), || {
-            let job = api.get(&format!("/assets/image/{id}")).json();
-            matches!(job["state"].as_str(), Some("success" | "failed")).then_some(job)
-        });
-        assert_eq!(job["state"], *state, "{job}");
-    }
-    // …and its final webhook arrived, after an onStart, with the same webhook-id on every
-    // redelivery (duplicates allowed).
-    for (id, state) in &expected {
-        let event = final_event(state);
-        let got = wait_within(
-            &format!("{event} for {id}"),
-            Duration::from_secs(15),
-            || {
-                let got = hooks.hooks_for(id);
-                got.iter().any(|h| h.path == event).then_some(got)
-            },
-        );
-        let first_start = got.iter().position(|h| h.path == "onStart").unwrap();
-        let first_final = got.iter().position(|h| h.path == event).unwrap();
-        assert!(first_start < first_final, "{id}: {got:?}");
-        assert!(
-            got.iter().all(|h| h.path == "onStart" || h.path == event),
-            "{id}: one kind of final event only: {got:?}"
-        );
-        for hook in &got {
-            assert_eq!(
-                webhook_id(hook),
-                format!("msg_{}_{}", simple(id), hook.path)
-            );
-        }
-        if *state == "failed" {
-            let failure = got.iter().find(|h| h.path == event).unwrap();
-            assert_eq!(
-                failure.body["errors"],
-                json!({"image": ["Image width exceeds maximum (1800/1000)",
-                                 "Image height exceeds maximum (1200/1000)"]})
-            );
-        }
-    }
-    // The killed worker's jobs were handed to the survivor by the broker.
-    let redelivered = survivor
-        .logs()
-        .iter()
-        .filter(|l| l.contains("\"redelivered\""))
-        .count();
-    assert!(
-        redelivered > 0,
-        "the killed worker held jobs: some must have been run again"
+    assert_every_job_final(
+        &apis,
+        &hooks,
+        &expected,
+        Duration::from_secs(60),
+        Duration::from_secs(15),
     );
+    // The killed worker's jobs were handed to the survivor by the broker.
+    let redelivered = redelivered_by(&survivor);
     eprintln!(
         "{redelivered} jobs redelivered; all {} final {:?} after the kill",
         expected.len(),

@@ -13,31 +13,13 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use common::failover::{assert_every_job_final, final_event, redelivered_by};
 use common::pg_cluster::PgCluster;
-use common::{Hook, Receiver, Server, WorkerProcess, jpeg_header, wait_within};
-use serde_json::{Value, json};
+use common::{Receiver, Server, WorkerProcess, jpeg_header, wait_within};
+use serde_json::Value;
 
 /// Worker flags: a dead worker's jobs are taken over after 1 s.
 const FAST_TAKEOVER: [&str; 4] = ["--lease-idle", "1s", "--heartbeat", "200ms"];
-
-fn webhook_id(hook: &Hook) -> &str {
-    hook.headers
-        .get("webhook-id")
-        .map(String::as_str)
-        .unwrap_or("")
-}
-
-fn simple(id: &str) -> String {
-    id.replace('-', "")
-}
-
-/// The final event of a job's state.
-fn final_event(state: &str) -> &'static str {
-    match state {
-        "success" => "onSuccess",
-        _ => "onFailure",
-    }
-}
 
 /// A cluster and a fresh database on it; returns both and the store URL.
 fn postgres() -> (PgCluster, String) {
@@ -160,59 +142,15 @@ fn two_apis_two_workers_survive_a_worker_kill_9_and_a_postgres_restart() {
     );
     expected.insert(r.json()["id"].as_str().unwrap().to_owned(), "success");
 
-    // Every accepted job reaches its final state, readable from either API…
-    for (n, (id, state)) in expected.iter().enumerate() {
-        let api = &apis[(n + 1) % 2];
-        let job = wait_within(&format!("job {id} final"), Duration::from_secs(60), || {
-            let job = api.get(&format!("/assets/image/{id}")).json();
-            matches!(job["state"].as_str(), Some("success" | "failed")).then_some(job)
-        });
-        assert_eq!(job["state"], *state, "{job}");
-    }
-    // …and its final webhook arrived, after an onStart, with the same webhook-id on every
-    // redelivery (duplicates allowed).
-    for (id, state) in &expected {
-        let event = final_event(state);
-        let got = wait_within(
-            &format!("{event} for {id}"),
-            Duration::from_secs(15),
-            || {
-                let got = hooks.hooks_for(id);
-                got.iter().any(|h| h.path == event).then_some(got)
-            },
-        );
-        let first_start = got.iter().position(|h| h.path == "onStart").unwrap();
-        let first_final = got.iter().position(|h| h.path == event).unwrap();
-        assert!(first_start < first_final, "{id}: {got:?}");
-        assert!(
-            got.iter().all(|h| h.path == "onStart" || h.path == event),
-            "{id}: one kind of final event only: {got:?}"
-        );
-        for hook in &got {
-            assert_eq!(
-                webhook_id(hook),
-                format!("msg_{}_{}", simple(id), hook.path)
-            );
-        }
-        if *state == "failed" {
-            let failure = got.iter().find(|h| h.path == event).unwrap();
-            assert_eq!(
-                failure.body["errors"],
-                json!({"image": ["Image width exceeds maximum (1800/1000)",
-                                 "Image height exceeds maximum (1200/1000)"]})
-            );
-        }
-    }
-    // The killed worker's jobs were taken over by the survivor.
-    let redelivered = survivor
-        .logs()
-        .iter()
-        .filter(|l| l.contains("\"redelivered\""))
-        .count();
-    assert!(
-        redelivered > 0,
-        "the killed worker held jobs: some must have been run again"
+    assert_every_job_final(
+        &apis,
+        &hooks,
+        &expected,
+        Duration::from_secs(60),
+        Duration::from_secs(15),
     );
+    // The killed worker's jobs were taken over by the survivor.
+    let redelivered = redelivered_by(&survivor);
     eprintln!(
         "{redelivered} jobs taken over; all {} final {:?} after the kill",
         expected.len(),

@@ -9,56 +9,19 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{Hook, Receiver, Server, WorkerProcess, jpeg_header, wait_within};
+use common::failover::{
+    assert_every_job_final, final_event, redelivered_by, simple, stalling_server, webhook_id,
+};
+use common::{Receiver, Server, WorkerProcess, jpeg_header, wait_within};
 use serde_json::{Value, json};
 
 use common::redis_server::RedisServer;
 
 /// Worker flags: a dead worker's jobs are reclaimed after 1 s.
 const FAST_RECLAIM: [&str; 4] = ["--redis-reclaim-idle", "1s", "--redis-heartbeat", "200ms"];
-
-/// An HTTP server that reads requests and never answers: a remote image read that hangs.
-/// Returns its address and how many requests it has received.
-fn stalling_server() -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let requests = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&requests);
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { break };
-            let counter = Arc::clone(&counter);
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream);
-                let mut line = String::new();
-                while reader.read_line(&mut line).unwrap_or(0) > 0 {
-                    if line == "\r\n" {
-                        counter.fetch_add(1, Ordering::SeqCst);
-                    }
-                    line.clear();
-                }
-            });
-        }
-    });
-    (addr, requests)
-}
-
-fn webhook_id(hook: &Hook) -> &str {
-    hook.headers
-        .get("webhook-id")
-        .map(String::as_str)
-        .unwrap_or("")
-}
-
-fn simple(id: &str) -> String {
-    id.replace('-', "")
-}
 
 #[test]
 fn a_job_no_worker_finishes_is_parked_and_its_client_hears_on_failure() {
@@ -165,14 +128,6 @@ fn a_job_no_worker_finishes_is_parked_and_its_client_hears_on_failure() {
     assert_eq!(hooks.hooks_for(&id).len(), 3);
 }
 
-/// The final event of a job's state.
-fn final_event(state: &str) -> &'static str {
-    match state {
-        "success" => "onSuccess",
-        _ => "onFailure",
-    }
-}
-
 #[test]
 fn kill_9_a_worker_mid_job_and_every_accepted_job_still_finishes_with_its_webhooks() {
     const JOBS: usize = 30;
@@ -224,60 +179,16 @@ fn kill_9_a_worker_mid_job_and_every_accepted_job_still_finishes_with_its_webhoo
     doomed.kill_9();
     let killed_at = std::time::Instant::now();
 
-    // Every accepted job reaches its final state, readable from either API…
-    for (n, (id, state)) in expected.iter().enumerate() {
-        let api = &apis[(n + 1) % 2];
-        let job = wait_within(&format!("job {id} final"), Duration::from_secs(40), || {
-            let job = api.get(&format!("/assets/image/{id}")).json();
-            matches!(job["state"].as_str(), Some("success" | "failed")).then_some(job)
-        });
-        assert_eq!(job["state"], *state, "{job}");
-    }
-    // …and its final webhook arrived, after an onStart, with the same webhook-id on every
-    // redelivery (duplicates allowed).
-    for (id, state) in &expected {
-        let event = final_event(state);
-        let got = wait_within(
-            &format!("{event} for {id}"),
-            Duration::from_secs(10),
-            || {
-                let got = hooks.hooks_for(id);
-                got.iter().any(|h| h.path == event).then_some(got)
-            },
-        );
-        let first_start = got.iter().position(|h| h.path == "onStart").unwrap();
-        let first_final = got.iter().position(|h| h.path == event).unwrap();
-        assert!(first_start < first_final, "{id}: {got:?}");
-        assert!(
-            got.iter().all(|h| h.path == "onStart" || h.path == event),
-            "{id}: one kind of final event only: {got:?}"
-        );
-        for hook in &got {
-            assert_eq!(
-                webhook_id(hook),
-                format!("msg_{}_{}", simple(id), hook.path)
-            );
-        }
-        if *state == "failed" {
-            let failure = got.iter().find(|h| h.path == event).unwrap();
-            assert_eq!(
-                failure.body["errors"],
-                json!({"image": ["Image width exceeds maximum (1800/1000)",
-                                 "Image height exceeds maximum (1200/1000)"]})
-            );
-        }
-    }
+    assert_every_job_final(
+        &apis,
+        &hooks,
+        &expected,
+        Duration::from_secs(40),
+        Duration::from_secs(10),
+    );
     // A job taken over after its verdict was recorded is settled (its final event sent), not
     // run again: the survivor says so for each job it took over.
-    let redelivered = survivor
-        .logs()
-        .iter()
-        .filter(|l| l.contains("\"redelivered\""))
-        .count();
-    assert!(
-        redelivered > 0,
-        "the killed worker held jobs: some must have been run again"
-    );
+    let redelivered = redelivered_by(&survivor);
     eprintln!(
         "{redelivered} jobs taken over from the killed worker; all {JOBS} final {:?} after the kill",
         killed_at.elapsed()

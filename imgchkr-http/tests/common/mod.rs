@@ -16,6 +16,7 @@ use serde_json::Value;
 
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
+pub mod failover;
 pub mod openapi;
 #[path = "../support/redis_server.rs"]
 pub mod redis_server;
