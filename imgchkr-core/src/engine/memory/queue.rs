@@ -1,7 +1,7 @@
 //! The waiting lines and leases in memory: per tenant, jobs by priority then submission order;
 //! tenants served least recently served first; leases by deadline for takeover.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use time::OffsetDateTime;
 
@@ -23,8 +23,10 @@ struct Line {
 }
 
 impl Line {
-    fn turn(&self, tenant: &str) -> (u64, u64, String) {
-        (self.last_served, self.since, tenant.to_owned())
+    /// Its place in the turns: unique among lines with jobs waiting (each turn serves one
+    /// tenant, and `since` is a submission's sequence number), so it alone finds the entry.
+    fn turn(&self) -> (u64, u64) {
+        (self.last_served, self.since)
     }
 }
 
@@ -33,20 +35,24 @@ impl Line {
 pub(super) struct Held {
     pub(super) worker: WorkerId,
     pub(super) until: OffsetDateTime,
+    /// Its entry in the deadlines, beside `until` (leases can share a deadline).
+    stamp: u64,
 }
 
 /// Every waiting line and lease.
 #[derive(Default)]
 pub(super) struct Queue {
     lines: HashMap<String, Line>,
-    /// Tenants with jobs waiting, in serving order: (last served turn, since, tenant).
-    turns: BTreeSet<(u64, u64, String)>,
+    /// Tenants with jobs waiting, in serving order: (last served turn, since) → tenant.
+    turns: BTreeMap<(u64, u64), String>,
     turn: u64,
     waiting: u64,
     in_flight: u64,
-    /// Held leases by key, and by deadline for takeover.
+    /// Held leases by key, and by (deadline, stamp) for takeover: found again without a copy
+    /// of the key (the lookups run several times per job).
     held: HashMap<JobKey, Held>,
-    deadlines: BTreeSet<(OffsetDateTime, JobKey)>,
+    deadlines: BTreeMap<(OffsetDateTime, u64), JobKey>,
+    stamps: u64,
 }
 
 impl Queue {
@@ -67,7 +73,12 @@ impl Queue {
 
     pub(super) fn push(&mut self, tenant: &str, priority: Priority, seq: u64, id: JobId) {
         self.unturn(tenant);
-        let line = self.lines.entry(tenant.to_owned()).or_default();
+        if !self.lines.contains_key(tenant) {
+            self.lines.insert(tenant.to_owned(), Line::default());
+        }
+        let Some(line) = self.lines.get_mut(tenant) else {
+            return;
+        };
         if line.waiting.is_empty() {
             line.since = seq;
         }
@@ -96,8 +107,7 @@ impl Queue {
     pub(super) fn next(&mut self, in_flight_cap: Option<u64>) -> Option<JobKey> {
         let tenant = self
             .turns
-            .iter()
-            .map(|(_, _, tenant)| tenant)
+            .values()
             .find(|tenant| {
                 in_flight_cap
                     .is_none_or(|cap| self.lines.get(*tenant).is_some_and(|l| l.in_flight < cap))
@@ -119,14 +129,17 @@ impl Queue {
     /// Leases `key` to `worker` until `until` (replacing any earlier lease).
     pub(super) fn hold(&mut self, key: &JobKey, worker: &WorkerId, until: OffsetDateTime) {
         if let Some(old) = self.held.remove(key) {
-            self.deadlines.remove(&(old.until, key.clone()));
+            self.deadlines.remove(&(old.until, old.stamp));
         }
-        self.deadlines.insert((until, key.clone()));
+        self.stamps += 1;
+        let stamp = self.stamps;
+        self.deadlines.insert((until, stamp), key.clone());
         self.held.insert(
             key.clone(),
             Held {
                 worker: worker.clone(),
                 until,
+                stamp,
             },
         );
     }
@@ -135,7 +148,7 @@ impl Queue {
     pub(super) fn expired(&self, now: OffsetDateTime, most: usize) -> Vec<JobKey> {
         self.deadlines
             .iter()
-            .take_while(|(until, _)| *until <= now)
+            .take_while(|((until, _), _)| *until <= now)
             .take(most)
             .map(|(_, key)| key.clone())
             .collect()
@@ -147,10 +160,11 @@ impl Queue {
 
     /// Moves a lease's deadline to `until`.
     pub(super) fn extend(&mut self, key: &JobKey, until: OffsetDateTime) {
-        if let Some(held) = self.held.get_mut(key) {
-            self.deadlines.remove(&(held.until, key.clone()));
+        if let Some(held) = self.held.get_mut(key)
+            && let Some(entry) = self.deadlines.remove(&(held.until, held.stamp))
+        {
             held.until = until;
-            self.deadlines.insert((until, key.clone()));
+            self.deadlines.insert((until, held.stamp), entry);
         }
     }
 
@@ -159,7 +173,7 @@ impl Queue {
         let Some(held) = self.held.remove(key) else {
             return false;
         };
-        self.deadlines.remove(&(held.until, key.clone()));
+        self.deadlines.remove(&(held.until, held.stamp));
         self.in_flight -= 1;
         if let Some(line) = self.lines.get_mut(&key.tenant) {
             line.in_flight = line.in_flight.saturating_sub(1);
@@ -194,7 +208,7 @@ impl Queue {
         if let Some(line) = self.lines.get(tenant)
             && !line.waiting.is_empty()
         {
-            self.turns.remove(&line.turn(tenant));
+            self.turns.remove(&line.turn());
         }
     }
 
@@ -202,7 +216,7 @@ impl Queue {
     fn returns(&mut self, tenant: &str) {
         match self.lines.get(tenant) {
             Some(line) if !line.waiting.is_empty() => {
-                self.turns.insert(line.turn(tenant));
+                self.turns.insert(line.turn(), tenant.to_owned());
             }
             Some(line) if line.in_flight == 0 => {
                 self.lines.remove(tenant);
