@@ -21,7 +21,9 @@ pub(super) struct Record {
 /// Every job, indexed for listing and retention.
 #[derive(Default)]
 pub(super) struct Records {
-    jobs: HashMap<JobKey, Record>,
+    /// Boxed: growing the table moves pointers, not records (a job is several hundred bytes,
+    /// and the table grows under the engine's lock, stalling every submission meanwhile).
+    jobs: HashMap<JobKey, Box<Record>>,
     /// Every job by submission order (the other indexes name jobs by this number alone).
     by_seq: BTreeMap<u64, JobKey>,
     /// Per tenant: its jobs by submission order.
@@ -38,11 +40,11 @@ pub(super) struct Records {
 
 impl Records {
     pub(super) fn get(&self, key: &JobKey) -> Option<&Record> {
-        self.jobs.get(key)
+        self.jobs.get(key).map(|record| &**record)
     }
 
     pub(super) fn get_mut(&mut self, key: &JobKey) -> Option<&mut Record> {
-        self.jobs.get_mut(key)
+        self.jobs.get_mut(key).map(|record| &mut **record)
     }
 
     pub(super) fn lookup(&self, key: &JobKey) -> Lookup {
@@ -67,12 +69,12 @@ impl Records {
             .insert(seq);
         self.jobs.insert(
             key,
-            Record {
+            Box::new(Record {
                 job,
                 seq,
                 deliveries: 0,
                 retired: false,
-            },
+            }),
         );
         seq
     }
