@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::failover::{
-    assert_every_job_final, final_event, redelivered_by, simple, stalling_server, webhook_id,
+    assert_every_job_final, assert_parked_after_two_deliveries, final_event, redelivered_by,
+    stalling_server,
 };
 use common::pg_cluster::PgCluster;
 use common::rabbit_server::{RabbitServer, fresh_prefix};
@@ -342,39 +343,7 @@ fn a_job_no_worker_finishes_is_dead_lettered_parked_and_its_client_hears_on_fail
     // and the next worker parks it and tells the client with onFailure.
     let worker = WorkerProcess::start_on(&image_dir, &store, &worker_flags);
     let _logs = LogsOnPanic(vec![api.logs.clone(), worker.logs.clone()]);
-    let got = wait_within("onFailure", Duration::from_secs(20), || {
-        let got = hooks.hooks_for(&id);
-        got.iter().any(|h| h.path == "onFailure").then_some(got)
-    });
-    let paths: Vec<&str> = got.iter().map(|h| h.path.as_str()).collect();
-    assert_eq!(paths, ["onStart", "onStart", "onFailure"]);
-    let errors = json!({"image": ["Job abandoned after 2 delivery attempts"]});
-    assert_eq!(
-        got[2].body,
-        json!({"id": id, "state": "failed", "errors": errors})
-    );
-    let start_id = format!("msg_{}_onStart", simple(&id));
-    assert_eq!(webhook_id(&got[0]), start_id, "{:?}", got[0].headers);
-    assert_eq!(webhook_id(&got[1]), start_id, "stable across redelivery");
-    assert_eq!(
-        webhook_id(&got[2]),
-        format!("msg_{}_onFailure", simple(&id))
-    );
-    let job = wait_within("the onFailure record", Duration::from_secs(5), || {
-        let job = api.get(&path).json();
-        let delivered = job["notifications"]
-            .as_array()?
-            .iter()
-            .any(|n| n["event"] == "onFailure" && n["status"] == "delivered");
-        delivered.then_some(job)
-    });
-    assert_eq!(job["state"], "failed");
-    assert_eq!(job["errors"], errors);
-    assert_eq!(
-        reads.load(Ordering::SeqCst),
-        2,
-        "a parked job is not run again"
-    );
+    assert_parked_after_two_deliveries(&api, &hooks, &id, &reads);
     // The broker holds nothing more: the parked message acknowledged, the tenant's queues
     // empty.
     let prefix = format!("{}.", queue.rsplit("prefix=").next().unwrap());

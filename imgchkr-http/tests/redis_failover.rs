@@ -13,7 +13,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::failover::{
-    assert_every_job_final, final_event, redelivered_by, simple, stalling_server, webhook_id,
+    assert_every_job_final, assert_parked_after_two_deliveries, final_event, redelivered_by,
+    stalling_server,
 };
 use common::{Receiver, Server, WorkerProcess, jpeg_header, wait_within};
 use serde_json::{Value, json};
@@ -72,40 +73,7 @@ fn a_job_no_worker_finishes_is_parked_and_its_client_hears_on_failure() {
     // The third delivery is one too many: the job is parked, not run again, and the client
     // is told with onFailure.
     let worker = WorkerProcess::start(&image_dir, &redis.url(), &worker_flags);
-    let got = wait_within("onFailure", Duration::from_secs(20), || {
-        let got = hooks.hooks_for(&id);
-        got.iter().any(|h| h.path == "onFailure").then_some(got)
-    });
-    let paths: Vec<&str> = got.iter().map(|h| h.path.as_str()).collect();
-    assert_eq!(paths, ["onStart", "onStart", "onFailure"]);
-    let errors = json!({"image": ["Job abandoned after 2 delivery attempts"]});
-    assert_eq!(
-        got[2].body,
-        json!({"id": id, "state": "failed", "errors": errors})
-    );
-    let start_id = format!("msg_{}_onStart", simple(&id));
-    assert_eq!(webhook_id(&got[0]), start_id, "{:?}", got[0].headers);
-    assert_eq!(webhook_id(&got[1]), start_id, "stable across redelivery");
-    assert_eq!(
-        webhook_id(&got[2]),
-        format!("msg_{}_onFailure", simple(&id))
-    );
-
-    let job = wait_within("the onFailure record", Duration::from_secs(5), || {
-        let job = api.get(&path).json();
-        let delivered = job["notifications"]
-            .as_array()?
-            .iter()
-            .any(|n| n["event"] == "onFailure" && n["status"] == "delivered");
-        delivered.then_some(job)
-    });
-    assert_eq!(job["state"], "failed");
-    assert_eq!(job["errors"], errors);
-    assert_eq!(
-        reads.load(Ordering::SeqCst),
-        2,
-        "a parked job is not run again"
-    );
+    assert_parked_after_two_deliveries(&api, &hooks, &id, &reads);
     // The log line is written by the worker's stderr reader thread: wait for it.
     wait_within("the worker's park log line", Duration::from_secs(5), || {
         worker

@@ -125,3 +125,45 @@ pub fn redelivered_by(survivor: &WorkerProcess) -> usize {
     );
     redelivered
 }
+
+/// A job parked after two deliveries, each of which started it and read its image: its
+/// client got onStart twice (one `webhook-id`) then onFailure with the parked text, the job
+/// reads `failed` with that onFailure delivered, and the image was not read a third time.
+pub fn assert_parked_after_two_deliveries(
+    api: &Server,
+    hooks: &Receiver,
+    id: &str,
+    reads: &AtomicUsize,
+) {
+    let path = format!("/assets/image/{id}");
+    let got = wait_within("onFailure", Duration::from_secs(20), || {
+        let got = hooks.hooks_for(id);
+        got.iter().any(|h| h.path == "onFailure").then_some(got)
+    });
+    let paths: Vec<&str> = got.iter().map(|h| h.path.as_str()).collect();
+    assert_eq!(paths, ["onStart", "onStart", "onFailure"]);
+    let errors = json!({"image": ["Job abandoned after 2 delivery attempts"]});
+    assert_eq!(
+        got[2].body,
+        json!({"id": id, "state": "failed", "errors": errors})
+    );
+    let start_id = format!("msg_{}_onStart", simple(id));
+    assert_eq!(webhook_id(&got[0]), start_id, "{:?}", got[0].headers);
+    assert_eq!(webhook_id(&got[1]), start_id, "stable across redelivery");
+    assert_eq!(webhook_id(&got[2]), format!("msg_{}_onFailure", simple(id)));
+    let job = wait_within("the onFailure record", Duration::from_secs(5), || {
+        let job = api.get(&path).json();
+        let delivered = job["notifications"]
+            .as_array()?
+            .iter()
+            .any(|n| n["event"] == "onFailure" && n["status"] == "delivered");
+        delivered.then_some(job)
+    });
+    assert_eq!(job["state"], "failed");
+    assert_eq!(job["errors"], errors);
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        2,
+        "a parked job is not run again"
+    );
+}
