@@ -14,10 +14,12 @@ pub(crate) const CHUNKS: u64 = 30;
 /// A chunk header: FourCC and little-endian payload size.
 const HEADER: usize = 8;
 
+#[inline]
 fn le16(b: &[u8], at: usize) -> u32 {
     u32::from(u16::from_le_bytes([b[at], b[at + 1]]))
 }
 
+#[inline]
 fn le24(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], 0])
 }
@@ -25,6 +27,7 @@ fn le24(b: &[u8], at: usize) -> u32 {
 /// VP8 (RFC 6386 §9.1), the first 10 bytes of a `VP8 ` chunk's payload of `size` bytes: a
 /// 3-byte frame tag, the key-frame start code, 14-bit width and height (the top two bits of
 /// each are scaling, which decoders ignore). The checks are libwebp's `VP8GetInfo`.
+#[inline(always)]
 pub(crate) fn vp8(p: &[u8], size: u32) -> Result<(u32, u32), HeaderError> {
     if size < 10 {
         return Err(HeaderError::BadWebpField("VP8 chunk size"));
@@ -55,6 +58,7 @@ pub(crate) fn vp8(p: &[u8], size: u32) -> Result<(u32, u32), HeaderError> {
 
 /// VP8L, the first 5 bytes of a `VP8L` chunk's payload of `size` bytes: signature 0x2F, then
 /// width-1 and height-1 in 14 bits each, alpha, and a 3-bit version that must be 0.
+#[inline(always)]
 pub(crate) fn vp8l(p: &[u8], size: u32) -> Result<(u32, u32), HeaderError> {
     if size < 5 {
         return Err(HeaderError::BadWebpField("VP8L chunk size"));
@@ -74,6 +78,7 @@ enum Chunk {
     Skip(u64),
 }
 
+#[inline]
 fn chunk(header: &[u8; HEADER]) -> Chunk {
     let size = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
     match &header[..4] {
@@ -84,6 +89,7 @@ fn chunk(header: &[u8; HEADER]) -> Chunk {
 }
 
 /// The bitstream's size, from the first payload bytes `p`, against the `canvas`.
+#[inline]
 fn frame(vp8: bool, size: u32, p: &[u8], canvas: (u32, u32)) -> Result<(u32, u32), HeaderError> {
     let dims = if vp8 {
         self::vp8(p, size)?
@@ -99,6 +105,7 @@ fn frame(vp8: bool, size: u32, p: &[u8], canvas: (u32, u32)) -> Result<(u32, u32
     Ok(canvas)
 }
 
+#[inline]
 fn want(vp8: bool) -> usize {
     if vp8 { 10 } else { 5 }
 }
