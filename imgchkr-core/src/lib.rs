@@ -29,6 +29,7 @@ pub mod duration;
 pub mod engine;
 pub mod fetch;
 pub mod job;
+mod map;
 pub mod notify;
 pub mod policy;
 pub mod probe;

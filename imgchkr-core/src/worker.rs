@@ -23,7 +23,6 @@
 //!   fails is retried from its start with the same backoff, at most [`JOB_RETRIES`] times,
 //!   then its lease is released for a takeover.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -39,6 +38,7 @@ use tracing::{Instrument as _, debug, info, info_span, warn};
 use crate::activity::{ActivityLog, Observed, WorkerStatus};
 use crate::engine::{Engine, Lease, LeaseRequest, Leased, Retention, StoreError, WorkerId};
 use crate::job::{Job, JobKey, JobState};
+use crate::map::Map;
 use crate::notify::{BoxFuture, Notifier};
 use crate::recorder::Session;
 use crate::runner;
@@ -129,7 +129,7 @@ pub struct Worker {
     runtime: Arc<dyn Runtime>,
     config: WorkerConfig,
     /// The leases of the jobs running now.
-    held: Mutex<HashMap<JobKey, Lease>>,
+    held: Mutex<Map<JobKey, Lease>>,
     in_flight: AtomicUsize,
     running: AtomicBool,
     stopping: AtomicBool,
@@ -201,7 +201,7 @@ impl Worker {
         &self.config
     }
 
-    fn held(&self) -> MutexGuard<'_, HashMap<JobKey, Lease>> {
+    fn held(&self) -> MutexGuard<'_, Map<JobKey, Lease>> {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

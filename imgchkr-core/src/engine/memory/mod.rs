@@ -7,7 +7,6 @@
 mod queue;
 mod records;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -19,10 +18,18 @@ use crate::engine::{
     Retention, StoreError, Submitted, Token, WORKER_SEEN_FOR, WorkerId, WorkerSeen,
 };
 use crate::job::{Job, JobKey, JobState, JobUpdate};
+use crate::map::Map;
 use crate::notify::BoxFuture;
 
 use queue::Queue;
 use records::Records;
+
+/// A time as nanoseconds since the epoch: the ordering key of the engine's time-ordered
+/// indexes. Comparing `OffsetDateTime`s normalises both offsets at every step of a tree
+/// search (3 % of the service's instructions, callgrind); integers compare in one.
+fn nanos(at: OffsetDateTime) -> i128 {
+    at.unix_timestamp_nanos()
+}
 
 #[derive(Default)]
 struct State {
@@ -30,9 +37,9 @@ struct State {
     queue: Queue,
     workers: Vec<WorkerSeen>,
     /// Token buckets: tokens held and when last filled.
-    buckets: HashMap<String, (f64, OffsetDateTime)>,
+    buckets: Map<String, (f64, OffsetDateTime)>,
     /// Remembered values and when they expire.
-    remembered: HashMap<String, (String, OffsetDateTime)>,
+    remembered: Map<String, (String, OffsetDateTime)>,
 }
 
 /// The in-memory engine. Bounded by the queue capacity (waiting jobs), the workers' slots (jobs

@@ -1,9 +1,12 @@
 //! The waiting lines and leases in memory: per tenant, jobs by priority then submission order;
 //! tenants served least recently served first; leases by deadline for takeover.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use time::OffsetDateTime;
+
+use super::nanos;
+use crate::map::Map;
 
 use crate::engine::{Full, WorkerId};
 use crate::job::{JobId, JobKey, Priority};
@@ -42,7 +45,7 @@ pub(super) struct Held {
 /// Every waiting line and lease.
 #[derive(Default)]
 pub(super) struct Queue {
-    lines: HashMap<String, Line>,
+    lines: Map<String, Line>,
     /// Tenants with jobs waiting, in serving order: (last served turn, since) → tenant.
     turns: BTreeMap<(u64, u64), String>,
     turn: u64,
@@ -50,8 +53,9 @@ pub(super) struct Queue {
     in_flight: u64,
     /// Held leases by key, and by (deadline, stamp) for takeover: found again without a copy
     /// of the key (the lookups run several times per job).
-    held: HashMap<JobKey, Held>,
-    deadlines: BTreeMap<(OffsetDateTime, u64), JobKey>,
+    held: Map<JobKey, Held>,
+    /// By (deadline in nanoseconds, stamp).
+    deadlines: BTreeMap<(i128, u64), JobKey>,
     stamps: u64,
 }
 
@@ -129,11 +133,11 @@ impl Queue {
     /// Leases `key` to `worker` until `until` (replacing any earlier lease).
     pub(super) fn hold(&mut self, key: &JobKey, worker: &WorkerId, until: OffsetDateTime) {
         if let Some(old) = self.held.remove(key) {
-            self.deadlines.remove(&(old.until, old.stamp));
+            self.deadlines.remove(&(nanos(old.until), old.stamp));
         }
         self.stamps += 1;
         let stamp = self.stamps;
-        self.deadlines.insert((until, stamp), key.clone());
+        self.deadlines.insert((nanos(until), stamp), key.clone());
         self.held.insert(
             key.clone(),
             Held {
@@ -146,6 +150,7 @@ impl Queue {
 
     /// Leases whose deadline is at or before `now`, oldest first, at most `most`.
     pub(super) fn expired(&self, now: OffsetDateTime, most: usize) -> Vec<JobKey> {
+        let now = nanos(now);
         self.deadlines
             .iter()
             .take_while(|((until, _), _)| *until <= now)
@@ -161,10 +166,10 @@ impl Queue {
     /// Moves a lease's deadline to `until`.
     pub(super) fn extend(&mut self, key: &JobKey, until: OffsetDateTime) {
         if let Some(held) = self.held.get_mut(key)
-            && let Some(entry) = self.deadlines.remove(&(held.until, held.stamp))
+            && let Some(entry) = self.deadlines.remove(&(nanos(held.until), held.stamp))
         {
             held.until = until;
-            self.deadlines.insert((until, held.stamp), entry);
+            self.deadlines.insert((nanos(until), held.stamp), entry);
         }
     }
 
@@ -173,7 +178,7 @@ impl Queue {
         let Some(held) = self.held.remove(key) else {
             return false;
         };
-        self.deadlines.remove(&(held.until, held.stamp));
+        self.deadlines.remove(&(nanos(held.until), held.stamp));
         self.in_flight -= 1;
         if let Some(line) = self.lines.get_mut(&key.tenant) {
             line.in_flight = line.in_flight.saturating_sub(1);

@@ -1,8 +1,11 @@
 //! Job records in memory: lookup by key, listing newest first, retention with tombstones.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use time::OffsetDateTime;
+
+use super::nanos;
+use crate::map::Map;
 
 use crate::engine::{ListQuery, Lookup, Retention};
 use crate::job::{Job, JobKey};
@@ -23,17 +26,18 @@ pub(super) struct Record {
 pub(super) struct Records {
     /// Boxed: growing the table moves pointers, not records (a job is several hundred bytes,
     /// and the table grows under the engine's lock, stalling every submission meanwhile).
-    jobs: HashMap<JobKey, Box<Record>>,
+    jobs: Map<JobKey, Box<Record>>,
     /// Every job by submission order (the other indexes name jobs by this number alone).
     by_seq: BTreeMap<u64, JobKey>,
     /// Per tenant: its jobs by submission order.
-    tenants: HashMap<String, BTreeSet<u64>>,
-    /// Finished and cancelled jobs, by when they finished: the age-retention order.
-    retired: BTreeSet<(OffsetDateTime, u64)>,
+    tenants: Map<String, BTreeSet<u64>>,
+    /// Finished and cancelled jobs, by when they finished (in nanoseconds): the age-retention
+    /// order.
+    retired: BTreeSet<(i128, u64)>,
     /// The same per tenant: the count-retention order.
-    retired_by_tenant: HashMap<String, BTreeSet<(OffsetDateTime, u64)>>,
+    retired_by_tenant: Map<String, BTreeSet<(i128, u64)>>,
     /// Expired keys, remembered for `410`, and when they expired (oldest first).
-    tombstones: HashMap<JobKey, OffsetDateTime>,
+    tombstones: Map<JobKey, OffsetDateTime>,
     tombstone_order: VecDeque<(OffsetDateTime, JobKey)>,
     next_seq: u64,
 }
@@ -88,7 +92,7 @@ impl Records {
             return;
         }
         record.retired = true;
-        let at = record.job.finished_at.unwrap_or(record.job.created_at);
+        let at = nanos(record.job.finished_at.unwrap_or(record.job.created_at));
         self.retired.insert((at, record.seq));
         self.retired_by_tenant
             .entry(key.tenant.clone())
@@ -138,11 +142,14 @@ impl Records {
     /// Returns the jobs expired.
     pub(super) fn purge(&mut self, retention: &Retention, now: OffsetDateTime, budget: u64) -> u64 {
         let mut expired = 0;
+        // Finished at or before this, a job is past its age (`at + max_age <= now`).
+        let age = i128::try_from(retention.max_age.as_nanos()).unwrap_or(i128::MAX);
+        let cutoff = nanos(now).saturating_sub(age);
         while expired < budget {
             let Some(&(at, seq)) = self.retired.first() else {
                 break;
             };
-            if at + retention.max_age > now {
+            if at > cutoff {
                 break;
             }
             let Some(key) = self.by_seq.get(&seq).cloned() else {
@@ -210,7 +217,7 @@ impl Records {
                 self.tenants.remove(&key.tenant);
             }
         }
-        let at = record.job.finished_at.unwrap_or(record.job.created_at);
+        let at = nanos(record.job.finished_at.unwrap_or(record.job.created_at));
         self.retired.remove(&(at, record.seq));
         if let Some(retired) = self.retired_by_tenant.get_mut(&key.tenant) {
             retired.remove(&(at, record.seq));
