@@ -46,8 +46,10 @@ local function index_drop(id, tenant, state)
 end
 
 local function ring_bell()
-  redis.call('LPUSH', P .. 'bell', '1')
-  redis.call('LTRIM', P .. 'bell', 0, BELL_CAP - 1)
+  -- LPUSH answers the new length: trimmed only past the cap (one call, not two, per job).
+  if redis.call('LPUSH', P .. 'bell', '1') > BELL_CAP then
+    redis.call('LTRIM', P .. 'bell', 0, BELL_CAP - 1)
+  end
 end
 
 -- Forgets the tenant's last-served turn once it has nothing waiting and nothing in flight
@@ -82,14 +84,42 @@ local function retire(m)
   redis.call('ZADD', P .. 'fin:' .. tenant, at, id)
 end
 
--- A job's mutable part, as the update steps read and change it.
+-- A job's mutable part, as the update steps read and change it. `set` collects the hash
+-- fields the steps write (field, value, ...), written by one HSET in `flush`: each
+-- redis.call costs the script more than the write itself.
 local function load(m)
   local jk = job_key(m)
-  local f = redis.call('HMGET', jk, 'state', 'seq', 'order', 'startedAt')
+  local f = redis.call('HMGET', jk, 'state', 'seq', 'order', 'startedAt', 'deliveries')
   if not f[1] then return nil end
   local id, tenant = split(m)
   return {key = jk, id = id, tenant = tenant, state = f[1], seq = f[2], order = f[3],
-    started = f[4]}
+    started = f[4], deliveries = tonumber(f[5]) or 0, set = {}}
+end
+
+-- Queues hash fields of the job for `flush`.
+local function put(job, ...)
+  local set = job.set
+  for _, v in ipairs({...}) do set[#set + 1] = v end
+end
+
+-- Writes the fields queued by `put`, in order (a field put twice keeps the later value).
+local function flush(job)
+  if #job.set > 0 then
+    redis.call('HSET', job.key, unpack(job.set))
+    job.set = {}
+  end
+end
+
+-- Counts one more delivery of the job (written by `flush`).
+local function delivered(job)
+  job.deliveries = job.deliveries + 1
+  put(job, 'deliveries', tostring(job.deliveries))
+end
+
+-- Deletes a hash field of the job, after the fields queued before it.
+local function unset(job, field)
+  flush(job)
+  redis.call('HDEL', job.key, field)
 end
 
 local function set_state(job, to)
@@ -102,30 +132,28 @@ local function step_started(job, at)
   if job.state == 'cancelled' then return end
   if not is_final(job.state) and job.state ~= 'started' then
     set_state(job, 'started')
-    redis.call('HSET', job.key, 'state', 'started')
+    put(job, 'state', 'started')
   end
   if not job.started then
     job.started = at
-    redis.call('HSET', job.key, 'startedAt', at)
+    put(job, 'startedAt', at)
   end
 end
 
 local function step_verdict(job, state, at, at_ms, errors, warnings)
   if job.state == 'cancelled' then return end
-  redis.call('HSET', job.key, 'state', state, 'finishedAt', at, 'finishedMs', at_ms,
-    'warnings', warnings)
+  put(job, 'state', state, 'finishedAt', at, 'finishedMs', at_ms, 'warnings', warnings)
   if errors ~= '' then
-    redis.call('HSET', job.key, 'errors', errors)
+    put(job, 'errors', errors)
   else
-    redis.call('HDEL', job.key, 'errors')
+    unset(job, 'errors')
   end
   set_state(job, state)
 end
 
 local function step_gave_up(job, at, at_ms, errors)
   if is_terminal(job.state) then return end
-  redis.call('HSET', job.key, 'state', 'failed', 'finishedAt', at, 'finishedMs', at_ms,
-    'errors', errors)
+  put(job, 'state', 'failed', 'finishedAt', at, 'finishedMs', at_ms, 'errors', errors)
   set_state(job, 'failed')
 end
 
@@ -133,11 +161,11 @@ end
 local function step_delivery(job, event, record)
   local order = job.order or ''
   if string.find(',' .. order .. ',', ',' .. event .. ',', 1, true) then
-    redis.call('HSET', job.key, 'n:' .. event, record)
+    put(job, 'n:' .. event, record)
   else
     if order ~= '' then order = order .. ',' .. event else order = event end
     job.order = order
-    redis.call('HSET', job.key, 'order', order, 'n:' .. event, record)
+    put(job, 'order', order, 'n:' .. event, record)
   end
 end
 
@@ -171,5 +199,6 @@ local function apply(m, from)
     end
     i = i + WIDTH[kind]
   end
+  flush(job)
   return true
 end

@@ -15,9 +15,10 @@ local function take(m)
     end_lease(m)
     return
   end
-  redis.call('HINCRBY', job.key, 'deliveries', 1)
-  redis.call('HSET', job.key, 'worker', worker)
+  delivered(job)
+  put(job, 'worker', worker)
   step_started(job, now_text)
+  flush(job)
   local record = redis.call('HGETALL', job.key)
   table.insert(record, 1, m)
   out[#out + 1] = record

@@ -21,10 +21,11 @@ for i = 4, #ARGV do
         redis.call('HINCRBY', P .. 'inflight', job.tenant, 1)
       end
       redis.call('ZADD', P .. 'leases', '+inf', m)
-      redis.call('HSET', job.key, 'worker', worker)
+      put(job, 'worker', worker)
     end
-    redis.call('HINCRBY', job.key, 'deliveries', 1)
+    delivered(job)
     step_started(job, now_text)
+    flush(job)
     out[#out + 1] = redis.call('HGETALL', job.key)
   end
 end
