@@ -103,7 +103,7 @@ fn three_shards_survive_a_killed_worker_and_a_killed_shard_without_losing_a_job(
             let mut n = 0usize;
             while !stop.load(Ordering::SeqCst) {
                 let t = n % tenants.len();
-                let (image, state) = if (n / tenants.len()) % 3 == 0 {
+                let (image, state) = if (n / tenants.len()).is_multiple_of(3) {
                     ("big.jpg", "failed")
                 } else {
                     ("ok.jpg", "success")
