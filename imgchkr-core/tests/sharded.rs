@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use imgchkr_core::engine::sharded::Sharded;
 use imgchkr_core::engine::{
-    Admission, Engine, LeaseRequest, ListQuery, Lookup, Submitted, WorkerId,
+    Admission, Bucket, Cancel, Engine, Lease, LeaseRequest, Leased, ListQuery, Lookup, QueueStats,
+    Retention, StoreError, Submitted, Token, WorkerId,
 };
-use imgchkr_core::{AssetPath, Job, JobId, MemoryEngine, NotificationUrls};
+use imgchkr_core::notify::BoxFuture;
+use imgchkr_core::{AssetPath, Job, JobId, JobKey, JobUpdate, MemoryEngine, NotificationUrls};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -401,4 +403,180 @@ fn operators_listing_pages_across_shards_newest_first() {
             .expect("list")
             .is_empty()
     );
+}
+
+/// A shard that cannot be reached: every call fails at once, as an engine's would.
+struct Down;
+
+fn down<T: Send + 'static>() -> imgchkr_core::notify::BoxFuture<'static, Result<T, StoreError>> {
+    Box::pin(std::future::ready(Err(StoreError::Unavailable(
+        "connection refused".into(),
+    ))))
+}
+
+impl Engine for Down {
+    fn submit<'a>(
+        &'a self,
+        _: &'a Job,
+        _: Admission,
+    ) -> BoxFuture<'a, Result<Submitted, StoreError>> {
+        down()
+    }
+    fn get<'a>(&'a self, _: &'a JobKey) -> BoxFuture<'a, Result<Lookup, StoreError>> {
+        down()
+    }
+    fn list<'a>(&'a self, _: &'a ListQuery) -> BoxFuture<'a, Result<Vec<Job>, StoreError>> {
+        down()
+    }
+    fn cancel<'a>(
+        &'a self,
+        _: &'a JobKey,
+        _: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<Cancel, StoreError>> {
+        down()
+    }
+    fn lease<'a>(&'a self, _: &'a LeaseRequest) -> BoxFuture<'a, Result<Vec<Leased>, StoreError>> {
+        down()
+    }
+    fn heartbeat<'a>(
+        &'a self,
+        _: &'a WorkerId,
+        _: &'a [Lease],
+        _: OffsetDateTime,
+        _: OffsetDateTime,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Lease>, StoreError>> {
+        down()
+    }
+    fn record<'a>(
+        &'a self,
+        _: &'a Lease,
+        _: &'a [JobUpdate],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        down()
+    }
+    fn finish<'a>(
+        &'a self,
+        _: &'a Lease,
+        _: &'a [JobUpdate],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        down()
+    }
+    fn release<'a>(&'a self, _: &'a Lease) -> BoxFuture<'a, Result<(), StoreError>> {
+        down()
+    }
+    fn work_available(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::pending())
+    }
+    fn purge<'a>(
+        &'a self,
+        _: &'a Retention,
+        _: OffsetDateTime,
+        _: u64,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        down()
+    }
+    fn stats(&self) -> BoxFuture<'_, Result<QueueStats, StoreError>> {
+        down()
+    }
+    fn take_token<'a>(
+        &'a self,
+        _: &'a str,
+        _: Bucket,
+        _: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<Token, StoreError>> {
+        down()
+    }
+    fn remember<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: OffsetDateTime,
+        _: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        down()
+    }
+    fn check(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        down()
+    }
+    fn is_durable(&self) -> bool {
+        true
+    }
+    fn is_shared(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_down_shard_stops_neither_leasing_nor_heartbeats_on_the_others_and_check_names_it() {
+    let up = memory_shards(2);
+    let engine = sharded(vec![up[0].clone(), Arc::new(Down), up[1].clone()]).with_labels([
+        "redis://a/".to_owned(),
+        "redis://b/".to_owned(),
+        "redis://c/".to_owned(),
+    ]);
+    // A tenant of the down shard is refused.
+    let refused =
+        futures_executor::block_on(engine.submit(&job(&tenants_on(1, 3, 1)[0], T0), ROOMY));
+    assert!(
+        matches!(&refused, Err(StoreError::Unavailable(_))),
+        "{refused:?}"
+    );
+    // Whichever shard a lease starts at, it takes from the two that answer.
+    for i in 0..3 {
+        let mut jobs = Vec::new();
+        for shard in [0, 2] {
+            for tenant in tenants_on(shard, 3, 2) {
+                let j = job(&tenant, T0);
+                submit(&engine, &j);
+                jobs.push(j);
+            }
+        }
+        let leased = futures_executor::block_on(engine.lease(&request(10, at(i)))).expect("lease");
+        let lost = futures_executor::block_on(engine.heartbeat(
+            &WorkerId("w".into()),
+            &leased.iter().map(|l| l.lease.clone()).collect::<Vec<_>>(),
+            at(i),
+            at(i + 60),
+            "{}",
+        ))
+        .expect("heartbeat with one shard down");
+        assert!(lost.is_empty(), "{lost:?}");
+        assert_eq!(leased.len(), jobs.len(), "lease {i}");
+        for l in &leased {
+            futures_executor::block_on(engine.finish(&l.lease, &[])).expect("finish");
+        }
+    }
+    let why = futures_executor::block_on(engine.check()).expect_err("a shard is down");
+    assert_eq!(
+        why.to_string(),
+        "store unavailable: shard 1 (redis://b/): connection refused"
+    );
+    // Only when every shard fails does a lease fail.
+    let all_down = sharded(vec![Arc::new(Down), Arc::new(Down)]);
+    assert!(futures_executor::block_on(all_down.lease(&request(1, T0))).is_err());
+}
+
+#[test]
+fn work_on_any_shard_wakes_the_waiting_worker() {
+    use futures_util::FutureExt;
+    let engine = sharded(memory_shards(3));
+    for shard in 0..3 {
+        // Nothing waiting anywhere: the wait does not resolve.
+        let none = futures_executor::block_on(engine.lease(&request(10, T0))).expect("lease");
+        assert!(none.is_empty());
+        let mut wait = engine.work_available();
+        assert!(
+            (&mut wait).now_or_never().is_none(),
+            "woken with nothing queued"
+        );
+        submit(&engine, &job(&tenants_on(shard, 3, 1)[0], T0));
+        assert!(
+            wait.now_or_never().is_some(),
+            "a job on shard {shard} did not wake the wait"
+        );
+        let taken = futures_executor::block_on(engine.lease(&request(10, T0))).expect("lease");
+        assert_eq!(taken.len(), 1);
+        futures_executor::block_on(engine.finish(&taken[0].lease, &[])).expect("finish");
+    }
 }

@@ -64,10 +64,11 @@
 mod listing;
 mod route;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 
-use futures_util::future::{join_all, select_all};
+use futures_util::future::join_all;
 use time::OffsetDateTime;
 
 use crate::engine::{
@@ -88,6 +89,11 @@ pub struct Sharded {
     labels: Vec<String>,
     /// Where the next lease starts asking.
     turn: AtomicUsize,
+    /// Each shard's wait for work, kept from one [`Engine::work_available`] call to the next
+    /// until it resolves: dropping a shard's wait when another shard's resolved first could
+    /// leave a wait behind on its server (Redis: a `BLPOP` still blocked, which would swallow
+    /// the next wake-up).
+    waits: Mutex<Vec<Option<BoxFuture<'static, ()>>>>,
 }
 
 impl std::fmt::Debug for Sharded {
@@ -111,10 +117,12 @@ impl Sharded {
             return Err(NoShards);
         }
         let labels = (0..shards.len()).map(|i| format!("shard {i}")).collect();
+        let waits = Mutex::new((0..shards.len()).map(|_| None).collect());
         Ok(Sharded {
             shards,
             labels,
             turn: AtomicUsize::new(0),
+            waits,
         })
     }
 
@@ -462,18 +470,27 @@ impl Engine for Sharded {
         })
     }
 
+    /// Resolves when any shard's wait does. The other shards' waits are kept for the next
+    /// call (one waiter at a time: the worker loop).
     fn work_available(&self) -> BoxFuture<'_, ()> {
         if self.shards.len() == 1 {
             return self.shards[0].work_available();
         }
-        let waits: Vec<BoxFuture<'_, ()>> = self
-            .shards
-            .iter()
-            .map(|shard| shard.work_available())
-            .collect();
-        Box::pin(async move {
-            select_all(waits).await;
-        })
+        Box::pin(std::future::poll_fn(move |cx| {
+            let mut waits = self.waits.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut woke = false;
+            for (i, slot) in waits.iter_mut().enumerate() {
+                let wait = slot.get_or_insert_with(|| {
+                    let shard = Arc::clone(&self.shards[i]);
+                    Box::pin(async move { shard.work_available().await })
+                });
+                if wait.as_mut().poll(cx).is_ready() {
+                    *slot = None;
+                    woke = true;
+                }
+            }
+            if woke { Poll::Ready(()) } else { Poll::Pending }
+        }))
     }
 
     fn purge<'a>(
