@@ -18,6 +18,10 @@
 //!   shard alone.
 //! - **lease** asks the shards in turn, each for the slots still free, starting one further
 //!   along at each call (a rotating offset), until the batch is full or every shard was asked.
+//!   Only shards that may have work are asked (their wait for work resolved, a job was
+//!   submitted to them by this process, or their last lease came back full), and every shard
+//!   at least once a second by the callers' clock (expired leases on a quiet shard): a
+//!   shard sees lease calls in proportion to its own work, not to every shard's wake-ups.
 //!   A shard that fails is skipped (it shows in [`check`](Engine::check)); the call fails only
 //!   when every shard did. Each lease's receipt names the shard it came from, so **record,
 //!   finish, release** go back to that shard even after a reshard.
@@ -64,7 +68,7 @@
 mod listing;
 mod route;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 
@@ -82,6 +86,10 @@ use crate::notify::BoxFuture;
 /// shard).
 const DEPLOYMENT_KEYS: &str = "imgchkr:";
 
+/// How often a lease asks every shard, whatever the wake-ups said (by the callers' clock):
+/// leases that expired on a quiet shard are taken over within this much more.
+const SWEEP_EVERY_MS: i64 = 1_000;
+
 /// Several engines as one, each tenant on one of them (see the [module docs](self)).
 pub struct Sharded {
     shards: Vec<Arc<dyn Engine>>,
@@ -94,6 +102,13 @@ pub struct Sharded {
     /// leave a wait behind on its server (Redis: a `BLPOP` still blocked, which would swallow
     /// the next wake-up).
     waits: Mutex<Vec<Option<BoxFuture<'static, ()>>>>,
+    /// Per shard: whether it may have work for this process (its wait resolved, a job was
+    /// submitted to it here, or its last lease was full), cleared when a lease from it comes
+    /// back short. A lease asks only these, so each shard sees lease calls in proportion to
+    /// its own work, not to every shard's wake-ups.
+    ready: Vec<AtomicBool>,
+    /// When (the callers' clock, Unix ms) a lease last asked every shard.
+    swept: AtomicI64,
 }
 
 impl std::fmt::Debug for Sharded {
@@ -118,11 +133,14 @@ impl Sharded {
         }
         let labels = (0..shards.len()).map(|i| format!("shard {i}")).collect();
         let waits = Mutex::new((0..shards.len()).map(|_| None).collect());
+        let ready = (0..shards.len()).map(|_| AtomicBool::new(true)).collect();
         Ok(Sharded {
             shards,
             labels,
             turn: AtomicUsize::new(0),
             waits,
+            ready,
+            swept: AtomicI64::new(i64::MIN),
         })
     }
 
@@ -218,6 +236,15 @@ impl Sharded {
         let n = self.shards.len();
         let start = self.turn.fetch_add(1, Ordering::Relaxed) % n;
         let want = request.max.max(1);
+        // Every shard now and then (expired leases, wake-ups another process took), else
+        // those that may have work; all of them when none is known to.
+        let now_ms = i64::try_from(request.now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        let last = self.swept.load(Ordering::Relaxed);
+        let sweep = now_ms >= last.saturating_add(SWEEP_EVERY_MS) || now_ms < last;
+        if sweep {
+            self.swept.store(now_ms, Ordering::Relaxed);
+        }
+        let ask_all = sweep || !self.ready.iter().any(|r| r.load(Ordering::Relaxed));
         let mut leased = Vec::new();
         let mut failed = None;
         let mut answered = false;
@@ -226,11 +253,20 @@ impl Sharded {
                 break;
             }
             let i = (start + step) % n;
+            // Cleared before asking: a wake-up during the call sets it again.
+            let was_ready = self.ready[i].swap(false, Ordering::Relaxed);
+            if !ask_all && !was_ready {
+                continue;
+            }
             let mut ask = request.clone();
             ask.max = want - leased.len();
             match self.shards[i].lease(&ask).await {
                 Ok(jobs) => {
                     answered = true;
+                    if jobs.len() >= ask.max {
+                        // Full: more may be waiting there.
+                        self.ready[i].store(true, Ordering::Relaxed);
+                    }
                     leased.extend(jobs.into_iter().map(|mut l| {
                         l.lease.receipt = wrap_receipt(i, &l.lease.receipt);
                         l
@@ -397,7 +433,10 @@ impl Engine for Sharded {
         job: &'a Job,
         admission: Admission,
     ) -> BoxFuture<'a, Result<Submitted, StoreError>> {
-        self.shards[self.home(&job.tenant)].submit(job, admission)
+        let home = self.home(&job.tenant);
+        // A worker of this process may lease it next (`serve`).
+        self.ready[home].store(true, Ordering::Relaxed);
+        self.shards[home].submit(job, admission)
     }
 
     fn get<'a>(&'a self, key: &'a JobKey) -> BoxFuture<'a, Result<Lookup, StoreError>> {
@@ -486,6 +525,7 @@ impl Engine for Sharded {
                 });
                 if wait.as_mut().poll(cx).is_ready() {
                     *slot = None;
+                    self.ready[i].store(true, Ordering::Relaxed);
                     woke = true;
                 }
             }
