@@ -298,12 +298,64 @@ struct Spawned {
     rabbitmq: Option<(rabbit_server::RabbitServer, Option<Duration>)>,
     /// The tenants of `--tenants`: (name, Bearer token).
     tenants: Vec<(String, String)>,
+    /// The loopback ports of the `redis-server`s of `--start-redis-shards`, in order.
+    shard_ports: Vec<u16>,
+}
+
+/// A `redis-server`'s command counts since it started (`INFO commandstats`, one inline
+/// command over loopback): (script calls: EVALSHA/EVAL, every command including those the
+/// scripts ran).
+fn redis_command_counts(port: u16) -> Option<(u64, u64)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(b"INFO commandstats\r\n").ok()?;
+    // A bulk reply: `$<len>\r\n<text>\r\n`.
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        reply.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&reply);
+        let (head, body) = text.split_once("\r\n")?;
+        let len: usize = head.strip_prefix('$')?.parse().ok()?;
+        if body.len() >= len {
+            break;
+        }
+        if reply.len() > 1 << 20 {
+            return None;
+        }
+    }
+    let text = String::from_utf8_lossy(&reply);
+    let (mut scripts, mut commands) = (0, 0);
+    for line in text.lines() {
+        let Some((name, stats)) = line
+            .strip_prefix("cmdstat_")
+            .and_then(|l| l.split_once(':'))
+        else {
+            continue;
+        };
+        let calls: u64 = stats
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("calls="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        commands += calls;
+        if name == "evalsha" || name == "eval" {
+            scripts += calls;
+        }
+    }
+    Some((scripts, commands))
 }
 
 /// Starts a throwaway `redis-server` (no persistence) on a free loopback port; returns it and
 /// its URL.
-fn start_redis(redis_server: &PathBuf) -> (Child, String) {
-    let port = free_port().to_string();
+fn start_redis(redis_server: &PathBuf) -> (Child, String, u16) {
+    let port_number = free_port();
+    let port = port_number.to_string();
     let mut cmd = Command::new(redis_server);
     cmd.args(["--port", &port, "--bind", "127.0.0.1"]).args([
         "--save",
@@ -323,7 +375,7 @@ fn start_redis(redis_server: &PathBuf) -> (Child, String) {
         assert!(Instant::now() < until, "redis-server did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
-    (child, format!("redis://127.0.0.1:{port}/"))
+    (child, format!("redis://127.0.0.1:{port}/"), port_number)
 }
 
 /// Writes a tenants file of `count` tenants into `dir`, each token and its `token_sha256`
@@ -373,6 +425,7 @@ impl Spawned {
             postgres: None,
             rabbitmq: None,
             tenants: Vec::new(),
+            shard_ports: Vec::new(),
         };
         let tenants_file = (args.tenants > 0).then(|| {
             let (file, tenants) = write_tenants(bin, &spawned.dir, args.tenants);
@@ -429,14 +482,15 @@ impl Spawned {
             (None, None) if args.start_redis_shards > 0 => {
                 let mut urls = Vec::with_capacity(args.start_redis_shards);
                 for i in 0..args.start_redis_shards {
-                    let (child, url) = start_redis(&args.redis_server);
+                    let (child, url, port) = start_redis(&args.redis_server);
                     spawned.children.push((format!("redis-shard-{i}"), child));
+                    spawned.shard_ports.push(port);
                     urls.push(url);
                 }
                 urls.join(",")
             }
             (None, None) => {
-                let (child, url) = start_redis(&args.redis_server);
+                let (child, url, _) = start_redis(&args.redis_server);
                 spawned.children.push(("redis-server".into(), child));
                 url
             }
@@ -754,6 +808,15 @@ async fn main() {
         .map(Spawned::peak_rss_kib)
         .unwrap_or_default();
     let mut cpu = spawned.as_ref().map(Spawned::cpu_times).unwrap_or_default();
+    let shard_counts: Vec<Option<(u64, u64)>> = spawned
+        .as_ref()
+        .map(|s| {
+            s.shard_ports
+                .iter()
+                .map(|p| redis_command_counts(*p))
+                .collect()
+        })
+        .unwrap_or_default();
     cpu.push(("loadgen".to_owned(), cpu_time("self")));
     let statements = spawned
         .as_ref()
@@ -886,13 +949,20 @@ async fn main() {
         for (i, jobs) in routed.iter().enumerate() {
             let name = format!("redis-shard-{i}");
             let used = cpu.iter().find(|(n, _)| *n == name).and_then(|(_, t)| *t);
+            let per_job = |n: u64| n as f64 / (*jobs).max(1) as f64;
+            let counts = match shard_counts.get(i).copied().flatten() {
+                Some((scripts, commands)) => {
+                    format!("{:.2} / {:.1}", per_job(scripts), per_job(commands))
+                }
+                None => "n/a".to_owned(),
+            };
             match used {
                 Some(t) => println!(
-                    "| {name}: CPU / jobs routed / CPU per job | {:.2} s / {jobs} / {:.1} µs |",
+                    "| {name}: CPU / jobs routed / CPU per job / scripts per job / commands per job | {:.2} s / {jobs} / {:.1} µs / {counts} |",
                     t.as_secs_f64(),
                     t.as_secs_f64() * 1e6 / (*jobs).max(1) as f64
                 ),
-                None => println!("| {name}: CPU / jobs routed | n/a / {jobs} |"),
+                None => println!("| {name}: CPU / jobs routed | n/a / {jobs} / {counts} |"),
             }
         }
     }
