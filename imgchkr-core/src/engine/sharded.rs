@@ -27,7 +27,8 @@
 //!   finish, release** go back to that shard even after a reshard.
 //! - **heartbeat** goes to every shard, each with the leases it gave (none for most): each
 //!   shard's worker list shows the worker alive. The lost leases are the union.
-//! - **work_available** resolves when any shard's does.
+//! - **work_available** resolves when any shard's does; the other shards' waits are kept for
+//!   the next call, not dropped (a dropped Redis wait would swallow the next wake-up).
 //! - **purge** runs on every shard; **stats** add the shards' figures (a worker's held jobs
 //!   summed over shards, its latest heartbeat kept); **check** needs every shard, and names
 //!   the first that fails; durable and shared only when every shard is.
@@ -53,9 +54,10 @@
 //! - Admission: the capacity bounds each shard (every server holds at most that many waiting
 //!   jobs; the deployment up to N times it), the tenant share is exact. A global bound would
 //!   need every shard's count at every submission: N round trips per job, which is the load
-//!   sharding removes.
+//!   sharding removes; the conformance case of a global capacity is not run either.
 //! - The per-tenant in-flight cap: exact (one tenant, one shard).
-//! - A single tenant is limited to its shard's throughput.
+//! - A single tenant is limited to its shard's throughput (a deployment without tenants is
+//!   one tenant: one shard).
 //!
 //! # Resharding
 //!
