@@ -305,3 +305,36 @@ async fn open_split(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_of_urls_is_redacted_url_by_url() {
+        assert_eq!(
+            redacted("redis://:pw1@a:6379/,redis://b:6379/, rediss://u:pw2@c:6380/"),
+            "redis://:***@a:6379/,redis://b:6379/,rediss://u:***@c:6380/"
+        );
+        assert_eq!(redacted("redis://:pw@a:6379/"), "redis://:***@a:6379/");
+    }
+
+    #[test]
+    fn a_list_of_one_kind_of_shared_store_is_sharded() {
+        let list = "redis://a/,redis://b/";
+        assert!(matches!(sharded_kind(list, list), Ok(Kind::Redis)));
+        let list = "postgres://a/db,postgres://b/db";
+        assert!(matches!(sharded_kind(list, list), Ok(Kind::Postgres)));
+        for bad in [
+            "redis://a/,sqlite:x.db",
+            "redis://a/,memory:",
+            "redis://a/,postgres://b/db",
+            "redis://a/,redis://a/",
+            "redis://a/,",
+            "redis://a/,ftp://b/",
+        ] {
+            assert!(sharded_kind(bad, bad).is_err(), "{bad}");
+        }
+        assert!(sharded_kind("redis://a/,redis://b/", "amqp://c/").is_err());
+    }
+}
