@@ -216,7 +216,8 @@ pub struct ServeArgs {
     pub log_format: LogFormat,
     /// Where job records live: `sqlite:PATH` (the embedded durable default, relative to the
     /// working directory or absolute), `memory:` (lost on exit), `redis://…`/`rediss://…` or
-    /// `postgres://…` (shared by `api` and `worker` processes).
+    /// `postgres://…` (shared by `api` and `worker` processes), or a comma-separated list of
+    /// `redis://…` (or of `postgres://…`) URLs: shards, each tenant on one of them.
     #[arg(
         long,
         env = "IMGCHKR_STORE",

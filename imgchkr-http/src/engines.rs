@@ -57,8 +57,15 @@ fn kind(url: &str) -> Option<Kind> {
     })
 }
 
-/// `url` without its password, for messages and logs.
+/// `url` without its password, for messages and logs (each URL of a comma-separated list).
 pub fn redacted(url: &str) -> String {
+    if url.contains(',') {
+        return shard_urls(url)
+            .iter()
+            .map(|one| redacted(one))
+            .collect::<Vec<_>>()
+            .join(",");
+    }
     match url::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
             let _ = parsed.set_password(Some("***"));
@@ -68,11 +75,19 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
+/// The URLs of a `--store` value: one, or a comma-separated list of shards (a comma inside
+/// a password is written `%2C`).
+fn shard_urls(store: &str) -> Vec<&str> {
+    store.split(',').map(str::trim).collect()
+}
+
 /// Whether the store `args` name can be shared by several processes (`redis://`,
-/// `postgres://`), judged from its URL alone: `api` and `worker` refuse a single-node store
-/// before touching it (no file is created for a process that will not run).
+/// `postgres://`, or a list of them), judged from its URLs alone: `api` and `worker` refuse a
+/// single-node store before touching it (no file is created for a process that will not run).
 pub fn is_shared(args: &ServeArgs) -> bool {
-    matches!(kind(args.store_url()), Some(Kind::Redis | Kind::Postgres))
+    shard_urls(args.store_url())
+        .iter()
+        .all(|url| matches!(kind(url), Some(Kind::Redis | Kind::Postgres)))
 }
 
 /// The store and queue `args` name, checked from their URLs alone — before anything is opened,
@@ -82,10 +97,59 @@ pub fn check(args: &ServeArgs) -> Result<(), EngineError> {
     kinds(args).map(|_| ())
 }
 
+/// The kind of a sharded store (a comma-separated list of URLs), if its shards go together:
+/// all `redis://`/`rediss://` or all `postgres://`, each listed once, no separate queue.
+fn sharded_kind(store: &str, queue: &str) -> Result<Kind, EngineError> {
+    let urls = shard_urls(store);
+    let mut kinds = Vec::with_capacity(urls.len());
+    for (i, url) in urls.iter().enumerate() {
+        let found = kind(url).ok_or_else(|| EngineError::Unsupported {
+            what: "--store",
+            url: redacted(url),
+        })?;
+        if !matches!(found, Kind::Redis | Kind::Postgres) {
+            return Err(EngineError::Combination(format!(
+                "--store {}: a list of shards takes only shared stores (redis://… or \
+                 postgres://…), not {}",
+                redacted(store),
+                redacted(url)
+            )));
+        }
+        if urls[..i].contains(url) {
+            return Err(EngineError::Combination(format!(
+                "--store {}: {} is listed twice (each shard is a server of its own)",
+                redacted(store),
+                redacted(url)
+            )));
+        }
+        kinds.push(found);
+    }
+    if kinds.iter().any(|k| *k != kinds[0]) {
+        return Err(EngineError::Combination(format!(
+            "--store {}: the shards of a list must be of one kind, all redis://… or all \
+             postgres://…",
+            redacted(store)
+        )));
+    }
+    if queue != store {
+        return Err(EngineError::Combination(format!(
+            "--queue {} with a sharded --store {}: each shard carries its own jobs' queue; \
+             leave --queue unset",
+            redacted(queue),
+            redacted(store)
+        )));
+    }
+    Ok(kinds[0])
+}
+
 /// The kinds of store and queue `args` name, if they go together.
 fn kinds(args: &ServeArgs) -> Result<(Kind, Kind), EngineError> {
     let store = args.store_url();
     let queue = args.queue_url();
+    if store.contains(',') {
+        let kind = sharded_kind(store, queue)?;
+        return Ok((kind, kind));
+    }
     let store_kind = kind(store).ok_or_else(|| EngineError::Unsupported {
         what: "--store",
         url: redacted(store),
@@ -125,6 +189,33 @@ pub async fn open(args: &ServeArgs) -> Result<Arc<dyn Engine>, EngineError> {
     if queue_kind == Kind::Amqp {
         return open_split(args, store, store_kind, args.queue_url()).await;
     }
+    if store.contains(',') {
+        return open_sharded(store, store_kind).await;
+    }
+    open_one(store, store_kind).await
+}
+
+/// Several servers as one engine, each tenant on one of them: core's
+/// [`Sharded`](imgchkr_core::engine::sharded::Sharded), shards in the order listed.
+async fn open_sharded(store: &str, kind: Kind) -> Result<Arc<dyn Engine>, EngineError> {
+    use imgchkr_core::engine::sharded::Sharded;
+    let urls = shard_urls(store);
+    let mut shards = Vec::with_capacity(urls.len());
+    for url in &urls {
+        shards.push(open_one(url, kind).await?);
+    }
+    let sharded = Sharded::new(shards).map_err(|e| EngineError::Open {
+        what: "store",
+        url: redacted(store),
+        reason: e.to_string(),
+    })?;
+    Ok(Arc::new(
+        sharded.with_labels(urls.iter().map(|url| redacted(url))),
+    ))
+}
+
+/// The engine of one store URL of `kind`.
+async fn open_one(store: &str, store_kind: Kind) -> Result<Arc<dyn Engine>, EngineError> {
     let open_failed = |reason: String| EngineError::Open {
         what: "store",
         url: redacted(store),
@@ -212,5 +303,38 @@ async fn open_split(
         other => Err(EngineError::Combination(format!(
             "an AMQP queue beside a {other:?} store"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_of_urls_is_redacted_url_by_url() {
+        assert_eq!(
+            redacted("redis://:pw1@a:6379/,redis://b:6379/, rediss://u:pw2@c:6380/"),
+            "redis://:***@a:6379/,redis://b:6379/,rediss://u:***@c:6380/"
+        );
+        assert_eq!(redacted("redis://:pw@a:6379/"), "redis://:***@a:6379/");
+    }
+
+    #[test]
+    fn a_list_of_one_kind_of_shared_store_is_sharded() {
+        let list = "redis://a/,redis://b/";
+        assert!(matches!(sharded_kind(list, list), Ok(Kind::Redis)));
+        let list = "postgres://a/db,postgres://b/db";
+        assert!(matches!(sharded_kind(list, list), Ok(Kind::Postgres)));
+        for bad in [
+            "redis://a/,sqlite:x.db",
+            "redis://a/,memory:",
+            "redis://a/,postgres://b/db",
+            "redis://a/,redis://a/",
+            "redis://a/,",
+            "redis://a/,ftp://b/",
+        ] {
+            assert!(sharded_kind(bad, bad).is_err(), "{bad}");
+        }
+        assert!(sharded_kind("redis://a/,redis://b/", "amqp://c/").is_err());
     }
 }

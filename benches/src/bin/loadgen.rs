@@ -6,8 +6,18 @@
 //!         [--timeout SECS] [--flood]
 //!         [--redis URL | --start-redis [--redis-server PATH] | --postgres URL | --start-postgres]
 //!         [--postgres-setting NAME=VALUE]... [--worker-processes K] [--store URL]
-//!         [--queue AMQP_URL | --start-rabbitmq]
+//!         [--queue AMQP_URL | --start-rabbitmq] [--start-redis-shards K] [--tenants T]
 //! ```
+//!
+//! `--start-redis-shards K` starts K throwaway `redis-server`s (as `--start-redis` does) and
+//! gives the API and every worker the K URLs as one sharded `--store`; the report adds, per
+//! shard, the server's CPU time, the accepted jobs routed to it (core's `Sharded::shard_of`)
+//! and its CPU time per job.
+//!
+//! `--tenants T` (with `--server`) writes a tenants file of T tenants (`tenant-0` …), each
+//! token and its `token_sha256` line made by the binary's own `imgchkr token`, passes
+//! `--tenants FILE` to every process, and submits round-robin across the tenants with their
+//! Bearer tokens.
 //!
 //! `--store URL` sets the store of the one `serve` process (e.g. `memory:` or
 //! `sqlite:imgchkr.db`); every process runs in the run's temp dir, so the default SQLite file
@@ -84,11 +94,19 @@ struct Args {
     queue: Option<String>,
     /// …or on a throwaway node this run starts.
     start_rabbitmq: bool,
+    /// Distributed mode on this many `redis-server`s this run starts, as one sharded store.
+    start_redis_shards: usize,
+    /// Submit as this many tenants (a tenants file this run writes); 0: no tenants file.
+    tenants: usize,
 }
 
 impl Args {
     fn distributed(&self) -> bool {
-        self.redis.is_some() || self.start_redis || self.postgres.is_some() || self.start_postgres
+        self.redis.is_some()
+            || self.start_redis
+            || self.postgres.is_some()
+            || self.start_postgres
+            || self.start_redis_shards > 0
     }
 
     fn on_postgres(&self) -> bool {
@@ -106,7 +124,7 @@ fn usage() -> ! {
          [--concurrency C] [--timeout SECS] [--flood] \
          [--redis URL | --start-redis [--redis-server PATH] | --postgres URL | --start-postgres] \
          [--postgres-setting NAME=VALUE]... [--worker-processes K] [--store URL] \
-         [--queue AMQP_URL | --start-rabbitmq]"
+         [--queue AMQP_URL | --start-rabbitmq] [--start-redis-shards K] [--tenants T]"
     );
     std::process::exit(2)
 }
@@ -129,6 +147,8 @@ fn parse_args() -> Args {
         store: None,
         queue: None,
         start_rabbitmq: false,
+        start_redis_shards: 0,
+        tenants: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -155,6 +175,10 @@ fn parse_args() -> Args {
             "--store" => args.store = Some(val()),
             "--queue" => args.queue = Some(val()),
             "--start-rabbitmq" => args.start_rabbitmq = true,
+            "--start-redis-shards" => {
+                args.start_redis_shards = val().parse().unwrap_or_else(|_| usage())
+            }
+            "--tenants" => args.tenants = val().parse().unwrap_or_else(|_| usage()),
             "--worker-processes" => {
                 args.worker_processes = val().parse().unwrap_or_else(|_| usage())
             }
@@ -167,6 +191,7 @@ fn parse_args() -> Args {
             args.start_redis,
             args.postgres.is_some(),
             args.start_postgres,
+            args.start_redis_shards > 0,
         ]
         .iter()
         .filter(|chosen| **chosen)
@@ -176,6 +201,8 @@ fn parse_args() -> Args {
         || args.worker_processes == 0
         || (args.queue.is_some() && args.start_rabbitmq)
         || (args.on_amqp() && !args.distributed())
+        || (args.start_redis_shards > 0 && args.on_amqp())
+        || (args.tenants > 0 && args.server.is_none())
     {
         usage();
     }
@@ -269,6 +296,121 @@ struct Spawned {
     postgres: Option<imgchkr_benches::pg::Cluster>,
     /// The throwaway RabbitMQ of `--start-rabbitmq`, and its CPU time when the load began.
     rabbitmq: Option<(rabbit_server::RabbitServer, Option<Duration>)>,
+    /// The tenants of `--tenants`: (name, Bearer token).
+    tenants: Vec<(String, String)>,
+    /// The loopback ports of the `redis-server`s of `--start-redis-shards`, in order.
+    shard_ports: Vec<u16>,
+}
+
+/// A `redis-server`'s command counts since it started (`INFO commandstats`, one inline
+/// command over loopback): (script calls: EVALSHA/EVAL, every command including those the
+/// scripts ran).
+fn redis_command_counts(port: u16) -> Option<(u64, u64)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(b"INFO commandstats\r\n").ok()?;
+    // A bulk reply: `$<len>\r\n<text>\r\n`.
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        reply.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&reply);
+        let (head, body) = text.split_once("\r\n")?;
+        let len: usize = head.strip_prefix('$')?.parse().ok()?;
+        if body.len() >= len {
+            break;
+        }
+        if reply.len() > 1 << 20 {
+            return None;
+        }
+    }
+    let text = String::from_utf8_lossy(&reply);
+    let (mut scripts, mut commands) = (0, 0);
+    for line in text.lines() {
+        let Some((name, stats)) = line
+            .strip_prefix("cmdstat_")
+            .and_then(|l| l.split_once(':'))
+        else {
+            continue;
+        };
+        let calls: u64 = stats
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("calls="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        commands += calls;
+        if name == "evalsha" || name == "eval" {
+            scripts += calls;
+        }
+    }
+    Some((scripts, commands))
+}
+
+/// Starts a throwaway `redis-server` (no persistence) on a free loopback port; returns it and
+/// its URL.
+fn start_redis(redis_server: &PathBuf) -> (Child, String, u16) {
+    let port_number = free_port();
+    let port = port_number.to_string();
+    let mut cmd = Command::new(redis_server);
+    cmd.args(["--port", &port, "--bind", "127.0.0.1"]).args([
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--loglevel",
+        "warning",
+    ]);
+    // redis-server logs to stdout; `spawn_until` reads stderr, so wait by hand.
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let child = cmd.spawn().expect("start redis-server");
+    let until = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port.parse().unwrap_or(0))).is_err() {
+        assert!(Instant::now() < until, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, format!("redis://127.0.0.1:{port}/"), port_number)
+}
+
+/// Writes a tenants file of `count` tenants into `dir`, each token and its `token_sha256`
+/// line made by `bin token` (the binary's own scheme); returns the file and the tenants.
+fn write_tenants(
+    bin: &PathBuf,
+    dir: &std::path::Path,
+    count: usize,
+) -> (PathBuf, Vec<(String, String)>) {
+    let mut text = String::new();
+    let mut tenants = Vec::with_capacity(count);
+    for i in 0..count {
+        let out = Command::new(bin)
+            .arg("token")
+            .output()
+            .expect("run imgchkr token");
+        assert!(out.status.success(), "imgchkr token failed");
+        let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+        let token = printed
+            .lines()
+            .find_map(|l| l.strip_prefix("token: "))
+            .expect("imgchkr token prints `token: …`")
+            .trim()
+            .to_owned();
+        let line = printed
+            .lines()
+            .find(|l| l.starts_with("token_sha256"))
+            .expect("imgchkr token prints a token_sha256 line");
+        let name = format!("tenant-{i}");
+        text.push_str(&format!("[tenants.{name}]\n{line}\n\n"));
+        tenants.push((name, token));
+    }
+    let path = dir.join("tenants.toml");
+    std::fs::write(&path, text).expect("write the tenants file");
+    (path, tenants)
 }
 
 impl Spawned {
@@ -282,7 +424,14 @@ impl Spawned {
             dir,
             postgres: None,
             rabbitmq: None,
+            tenants: Vec::new(),
+            shard_ports: Vec::new(),
         };
+        let tenants_file = (args.tenants > 0).then(|| {
+            let (file, tenants) = write_tenants(bin, &spawned.dir, args.tenants);
+            spawned.tenants = tenants;
+            file
+        });
         let queue = match &args.queue {
             Some(url) => Some(url.clone()),
             None if args.start_rabbitmq => {
@@ -311,6 +460,9 @@ impl Spawned {
             if args.flood {
                 cmd.args(["--queue-capacity", "1000"]);
             }
+            if let Some(file) = &tenants_file {
+                cmd.arg("--tenants").arg(file);
+            }
             cmd
         };
         if !args.distributed() {
@@ -327,31 +479,20 @@ impl Spawned {
                 spawned.postgres = Some(cluster);
                 url
             }
-            (None, None) => {
-                let port = free_port().to_string();
-                let mut cmd = Command::new(&args.redis_server);
-                cmd.args(["--port", &port, "--bind", "127.0.0.1"]).args([
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--loglevel",
-                    "warning",
-                ]);
-                // redis-server logs to stdout; `spawn_until` reads stderr, so wait by hand.
-                cmd.stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null());
-                let child = cmd.spawn().expect("start redis-server");
-                spawned.children.push(("redis-server".into(), child));
-                let until = Instant::now() + Duration::from_secs(10);
-                while std::net::TcpStream::connect(("127.0.0.1", port.parse().unwrap_or(0)))
-                    .is_err()
-                {
-                    assert!(Instant::now() < until, "redis-server did not start");
-                    std::thread::sleep(Duration::from_millis(20));
+            (None, None) if args.start_redis_shards > 0 => {
+                let mut urls = Vec::with_capacity(args.start_redis_shards);
+                for i in 0..args.start_redis_shards {
+                    let (child, url, port) = start_redis(&args.redis_server);
+                    spawned.children.push((format!("redis-shard-{i}"), child));
+                    spawned.shard_ports.push(port);
+                    urls.push(url);
                 }
-                format!("redis://127.0.0.1:{port}/")
+                urls.join(",")
+            }
+            (None, None) => {
+                let (child, url, _) = start_redis(&args.redis_server);
+                spawned.children.push(("redis-server".into(), child));
+                url
             }
         };
         let (api, line) = spawn_until(imgchkr("api", Some(&url)), "api", "listening addr=");
@@ -503,6 +644,8 @@ struct Outcome {
     rejected_503: Vec<Duration>,
     other_status: usize,
     transport_errors: usize,
+    /// Accepted jobs per tenant (of `--tenants`; one slot without).
+    per_tenant: Vec<usize>,
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -528,6 +671,18 @@ async fn main() {
         (None, Some(a)) => (None, a),
         _ => usage(),
     };
+    // (name, "Bearer <token>") of each tenant of `--tenants`.
+    let tenants: Arc<Vec<(String, String)>> = Arc::new(
+        spawned
+            .as_ref()
+            .map(|s| {
+                s.tenants
+                    .iter()
+                    .map(|(name, token)| (name.clone(), format!("Bearer {token}")))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    );
     let shared = Arc::new(Shared::default());
     let hook_addr = start_receiver(shared.clone()).await;
     let bodies: Vec<Bytes> = ["ok.jpg", "big.jpg"]
@@ -560,24 +715,34 @@ async fn main() {
     let began = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency {
-        let (client, uri, bodies, next, shared) = (
+        let (client, uri, bodies, next, shared, tenants) = (
             client.clone(),
             uri.clone(),
             bodies.clone(),
             next.clone(),
             shared.clone(),
+            tenants.clone(),
         );
         let jobs = args.jobs;
         tasks.push(tokio::spawn(async move {
-            let mut out = Outcome::default();
+            let mut out = Outcome {
+                per_tenant: vec![0; tenants.len().max(1)],
+                ..Outcome::default()
+            };
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= jobs || Instant::now() >= deadline {
                     break;
                 }
-                let req = Request::post(uri.clone())
-                    .header(hyper::header::CONTENT_TYPE, "application/json")
-                    .body(Full::new(bodies[i % 2].clone()))
+                // Tenants in turn; each tenant gets both kinds of image.
+                let tenant = i % tenants.len().max(1);
+                let mut req = Request::post(uri.clone())
+                    .header(hyper::header::CONTENT_TYPE, "application/json");
+                if let Some((_, auth)) = tenants.get(tenant) {
+                    req = req.header(hyper::header::AUTHORIZATION, auth.as_str());
+                }
+                let req = req
+                    .body(Full::new(bodies[(i / tenants.len().max(1)) % 2].clone()))
                     .expect("request");
                 let t0 = Instant::now();
                 let res = match client.request(req).await {
@@ -605,6 +770,7 @@ async fn main() {
                                     .or_default()
                                     .submit = Some(t0);
                                 out.accepted.push(took);
+                                out.per_tenant[tenant] += 1;
                             }
                             None => out.other_status += 1,
                         }
@@ -617,9 +783,15 @@ async fn main() {
             out
         }));
     }
-    let mut all = Outcome::default();
+    let mut all = Outcome {
+        per_tenant: vec![0; tenants.len().max(1)],
+        ..Outcome::default()
+    };
     for t in tasks {
         let o = t.await.expect("submit task");
+        for (sum, n) in all.per_tenant.iter_mut().zip(&o.per_tenant) {
+            *sum += n;
+        }
         all.accepted.extend(o.accepted);
         all.rejected_503.extend(o.rejected_503);
         all.other_status += o.other_status;
@@ -636,6 +808,15 @@ async fn main() {
         .map(Spawned::peak_rss_kib)
         .unwrap_or_default();
     let mut cpu = spawned.as_ref().map(Spawned::cpu_times).unwrap_or_default();
+    let shard_counts: Vec<Option<(u64, u64)>> = spawned
+        .as_ref()
+        .map(|s| {
+            s.shard_ports
+                .iter()
+                .map(|p| redis_command_counts(*p))
+                .collect()
+        })
+        .unwrap_or_default();
     cpu.push(("loadgen".to_owned(), cpu_time("self")));
     let statements = spawned
         .as_ref()
@@ -675,12 +856,14 @@ async fn main() {
     let mode = if args.flood { "flood" } else { "normal" };
     let deployment = if args.distributed() {
         format!(
-            "distributed: 1 api + {} worker process(es), one {}{}",
+            "distributed: 1 api + {} worker process(es), {}{}",
             args.worker_processes,
             if args.on_postgres() {
-                "Postgres"
+                "one Postgres".to_owned()
+            } else if args.start_redis_shards > 0 {
+                format!("{} Redis shards", args.start_redis_shards)
             } else {
-                "Redis"
+                "one Redis".to_owned()
             },
             if args.on_amqp() {
                 " + RabbitMQ as the queue"
@@ -748,6 +931,41 @@ async fn main() {
         missing_final,
         shared.hooks_unknown.load(Ordering::Relaxed)
     );
+    // Per shard: its redis-server's CPU time, the accepted jobs routed to it, CPU per job.
+    if args.start_redis_shards > 0 {
+        let k = args.start_redis_shards;
+        let mut routed = vec![0usize; k];
+        if tenants.is_empty() {
+            // No tenants file: every job is the default tenant's ("").
+            routed[imgchkr_core::engine::sharded::Sharded::shard_of("", k)] += accepted;
+        }
+        for ((name, _), n) in tenants.iter().zip(&all.per_tenant) {
+            routed[imgchkr_core::engine::sharded::Sharded::shard_of(name, k)] += n;
+        }
+        println!(
+            "| shards | {k} redis-server(s), {} tenant(s) |",
+            tenants.len().max(1)
+        );
+        for (i, jobs) in routed.iter().enumerate() {
+            let name = format!("redis-shard-{i}");
+            let used = cpu.iter().find(|(n, _)| *n == name).and_then(|(_, t)| *t);
+            let per_job = |n: u64| n as f64 / (*jobs).max(1) as f64;
+            let counts = match shard_counts.get(i).copied().flatten() {
+                Some((scripts, commands)) => {
+                    format!("{:.2} / {:.1}", per_job(scripts), per_job(commands))
+                }
+                None => "n/a".to_owned(),
+            };
+            match used {
+                Some(t) => println!(
+                    "| {name}: CPU / jobs routed / CPU per job / scripts per job / commands per job | {:.2} s / {jobs} / {:.1} µs / {counts} |",
+                    t.as_secs_f64(),
+                    t.as_secs_f64() * 1e6 / (*jobs).max(1) as f64
+                ),
+                None => println!("| {name}: CPU / jobs routed | n/a / {jobs} / {counts} |"),
+            }
+        }
+    }
     let cpu: Vec<String> = cpu
         .iter()
         .map(|(name, t)| match t {

@@ -37,7 +37,8 @@
 //!
 //! A broker can carry the work while a shared store keeps the records: [`split`] makes an
 //! [`Engine`] of a [`split::JobStore`] and a [`split::JobQueue`], with the rules spanning both
-//! in core.
+//! in core. [`sharded`] makes one [`Engine`] of several (N standalone servers), each tenant
+//! on one of them.
 //!
 //! [`submit`]: Engine::submit
 //! [`lease`]: Engine::lease
@@ -46,6 +47,7 @@
 
 pub mod memory;
 mod model;
+pub mod sharded;
 pub mod split;
 
 pub use model::*;

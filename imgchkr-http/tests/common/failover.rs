@@ -72,10 +72,35 @@ pub fn assert_every_job_final(
     final_within: Duration,
     hook_within: Duration,
 ) {
+    assert_every_job_final_as(
+        apis,
+        hooks,
+        expected,
+        &HashMap::new(),
+        final_within,
+        hook_within,
+    );
+}
+
+/// As [`assert_every_job_final`], each job read with its tenant's token from `tokens` (job
+/// id → Bearer token; none: read without one).
+pub fn assert_every_job_final_as(
+    apis: &[Server],
+    hooks: &Receiver,
+    expected: &HashMap<String, &str>,
+    tokens: &HashMap<String, String>,
+    final_within: Duration,
+    hook_within: Duration,
+) {
     for (n, (id, state)) in expected.iter().enumerate() {
         let api = &apis[(n + 1) % apis.len()];
         let job = wait_within(&format!("job {id} final"), final_within, || {
-            let job = api.get(&format!("/assets/image/{id}")).json();
+            let path = format!("/assets/image/{id}");
+            let job = match tokens.get(id) {
+                Some(token) => api.get_as(&path, token),
+                None => api.get(&path),
+            }
+            .json();
             matches!(job["state"].as_str(), Some("success" | "failed")).then_some(job)
         });
         assert_eq!(job["state"], *state, "{job}");
