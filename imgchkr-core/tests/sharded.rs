@@ -10,7 +10,7 @@ use imgchkr_core::engine::{
     Retention, StoreError, Submitted, Token, WorkerId,
 };
 use imgchkr_core::notify::BoxFuture;
-use imgchkr_core::{AssetPath, Job, JobId, JobKey, JobUpdate, MemoryEngine, NotificationUrls};
+use imgchkr_core::{Job, JobId, JobKey, JobUpdate, MemoryEngine, Priority};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -57,23 +57,7 @@ fn at(secs: u64) -> OffsetDateTime {
 }
 
 fn job(tenant: &str, created: OffsetDateTime) -> Job {
-    let url = |e: &str| {
-        format!("http://callback.example/{tenant}/{e}")
-            .parse()
-            .expect("a valid URL")
-    };
-    let mut job = Job::new(
-        JobId::random(),
-        AssetPath::Local {
-            path: format!("images/{tenant}.jpg"),
-        },
-        NotificationUrls {
-            on_start: url("onStart"),
-            on_success: url("onSuccess"),
-            on_failure: url("onFailure"),
-        },
-    );
-    job.tenant = tenant.to_owned();
+    let mut job = imgchkr_core::testkit::job(tenant, Priority::Normal);
     job.created_at = created;
     job
 }

@@ -121,8 +121,10 @@ pub(crate) const ROOMY: Admission = Admission {
     tenant_share: 1_000,
 };
 
-/// A queued job of `tenant` created at `T0`.
-pub(crate) fn job(tenant: &str, priority: Priority) -> Job {
+/// A queued job of `tenant` created at the suite's fixed start time, with `priority`, a
+/// random id, a local asset and callback URLs naming the tenant: the job every case submits,
+/// for engine crates' own tests too.
+pub fn job(tenant: &str, priority: Priority) -> Job {
     let url = |e: &str| {
         format!("http://callback.example/{tenant}/{e}")
             .parse()
