@@ -169,6 +169,18 @@ fn three_shards_survive_a_killed_worker_and_a_killed_shard_without_losing_a_job(
         not_ready.contains(&format!("shard {down}")) && not_ready.contains(down_url),
         "{not_ready}"
     );
+    // One up gauge per server: the down shard's reads 0, the others' 1 (a series shared by
+    // every shard would read whichever connection spoke last).
+    let up =
+        |port: u16| apis[0].metric(&format!("imgchkr_redis_up{{server=\"127.0.0.1:{port}\"}}"));
+    wait_within("imgchkr_redis_up 0 for the down shard only", within, || {
+        let gauges: Vec<f64> = ports.iter().map(|port| up(*port)).collect();
+        (gauges
+            .iter()
+            .enumerate()
+            .all(|(i, v)| *v == if i == down { 0.0 } else { 1.0 }))
+        .then_some(())
+    });
     // …and it comes back with its data.
     shards[down] = RedisServer::start_persistent(ports[down], data[down].path());
     wait_within("/readyz ready again", within, || {

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use imgchkr_core::StoreError;
+use metrics::Gauge;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, RedisError, Script};
 
@@ -21,6 +22,9 @@ pub(crate) struct Conn {
     prefix: String,
     timeout: Duration,
     block: Duration,
+    /// `imgchkr_redis_up` of this server (`server` = its host and port): one series per
+    /// server when several are shards of one store, and no registry lookup per call.
+    up: Gauge,
 }
 
 impl Conn {
@@ -30,15 +34,19 @@ impl Conn {
             .map_err(|e| StoreError::Unavailable(format!("redis: bad url: {e}")))?;
         let timeout = config.timeout();
         let block = config.block();
-        let main = manager(&client, timeout, timeout).await?;
-        let blocking = manager(&client, timeout, timeout + block).await?;
-        metrics::gauge!(REDIS_UP).set(1.0);
+        // Host and port only: the URL may carry a password.
+        let server = client.get_connection_info().addr().to_string();
+        let up = metrics::gauge!(REDIS_UP, "server" => server);
+        let main = manager(&client, timeout, timeout, &up).await?;
+        let blocking = manager(&client, timeout, timeout + block, &up).await?;
+        up.set(1.0);
         Ok(Conn {
             main,
             blocking,
             prefix: config.key_prefix.clone(),
             timeout,
             block,
+            up,
         })
     }
 
@@ -59,13 +67,18 @@ impl Conn {
             call.arg(*arg);
         }
         let mut conn = self.main.clone();
-        bounded(self.timeout, call.invoke_async(&mut conn)).await
+        bounded(self.timeout, &self.up, call.invoke_async(&mut conn)).await
     }
 
     /// `PING`, bounded.
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.main.clone();
-        let _: String = bounded(self.timeout, redis::cmd("PING").query_async(&mut conn)).await?;
+        let _: String = bounded(
+            self.timeout,
+            &self.up,
+            redis::cmd("PING").query_async(&mut conn),
+        )
+        .await?;
         Ok(())
     }
 
@@ -77,6 +90,7 @@ impl Conn {
         let started = tokio::time::Instant::now();
         let token: Result<Option<(String, String)>, StoreError> = bounded(
             self.timeout + self.block,
+            &self.up,
             redis::cmd("BLPOP")
                 .arg(format!("{}bell", self.prefix))
                 .arg(format!("{:.3}", self.block.as_secs_f64()))
@@ -96,6 +110,7 @@ async fn manager(
     client: &redis::Client,
     connect: Duration,
     response: Duration,
+    up: &Gauge,
 ) -> Result<ConnectionManager, StoreError> {
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(connect))
@@ -105,14 +120,16 @@ async fn manager(
         .set_max_delay(Duration::from_millis(500));
     bounded(
         connect + response,
+        up,
         ConnectionManager::new_with_config(client.clone(), config),
     )
     .await
 }
 
-/// Runs one Redis call, bounded by `timeout`; keeps the up gauge.
+/// Runs one Redis call, bounded by `timeout`; keeps the `up` gauge.
 async fn bounded<T>(
     timeout: Duration,
+    up: &Gauge,
     call: impl Future<Output = redis::RedisResult<T>>,
 ) -> Result<T, StoreError> {
     let result = match tokio::time::timeout(timeout, call).await {
@@ -125,11 +142,11 @@ async fn bounded<T>(
             )),
         )),
     };
-    let up = match &result {
+    let reached = match &result {
         Ok(_) => true,
         Err((reached, _)) => *reached,
     };
-    metrics::gauge!(REDIS_UP).set(if up { 1.0 } else { 0.0 });
+    up.set(if reached { 1.0 } else { 0.0 });
     result.map_err(|(_, e)| e)
 }
 

@@ -114,5 +114,8 @@ pub const REDIS_UP: &str = "imgchkr_redis_up";
 
 /// Describes this crate's metrics to the installed recorder (call once after installing it).
 pub fn describe_metrics() {
-    metrics::describe_gauge!(REDIS_UP, "1 while Redis answers this process, else 0.");
+    metrics::describe_gauge!(
+        REDIS_UP,
+        "1 while the Redis server `server` (host:port; one per shard) answers this process, else 0."
+    );
 }
