@@ -69,10 +69,10 @@
 
 mod listing;
 mod route;
+mod signals;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::Poll;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_util::future::join_all;
 use time::OffsetDateTime;
@@ -83,14 +83,11 @@ use crate::engine::{
 };
 use crate::job::{Job, JobKey, JobUpdate};
 use crate::notify::BoxFuture;
+use signals::Signals;
 
 /// The prefix of keys [`Engine::remember`] keeps for the whole deployment (on the first
 /// shard).
 const DEPLOYMENT_KEYS: &str = "imgchkr:";
-
-/// How often a lease asks every shard, whatever the wake-ups said (by the callers' clock):
-/// leases that expired on a quiet shard are taken over within this much more.
-const SWEEP_EVERY_MS: i64 = 1_000;
 
 /// Several engines as one, each tenant on one of them (see the [module docs](self)).
 pub struct Sharded {
@@ -99,18 +96,8 @@ pub struct Sharded {
     labels: Vec<String>,
     /// Where the next lease starts asking.
     turn: AtomicUsize,
-    /// Each shard's wait for work, kept from one [`Engine::work_available`] call to the next
-    /// until it resolves: dropping a shard's wait when another shard's resolved first could
-    /// leave a wait behind on its server (Redis: a `BLPOP` still blocked, which would swallow
-    /// the next wake-up).
-    waits: Mutex<Vec<Option<BoxFuture<'static, ()>>>>,
-    /// Per shard: whether it may have work for this process (its wait resolved, a job was
-    /// submitted to it here, or its last lease was full), cleared when a lease from it comes
-    /// back short. A lease asks only these, so each shard sees lease calls in proportion to
-    /// its own work, not to every shard's wake-ups.
-    ready: Vec<AtomicBool>,
-    /// When (the callers' clock, Unix ms) a lease last asked every shard.
-    swept: AtomicI64,
+    /// Which shards may have work: their wake-ups, kept across calls.
+    signals: Signals,
 }
 
 impl std::fmt::Debug for Sharded {
@@ -134,15 +121,12 @@ impl Sharded {
             return Err(NoShards);
         }
         let labels = (0..shards.len()).map(|i| format!("shard {i}")).collect();
-        let waits = Mutex::new((0..shards.len()).map(|_| None).collect());
-        let ready = (0..shards.len()).map(|_| AtomicBool::new(true)).collect();
+        let signals = Signals::new(shards.len());
         Ok(Sharded {
             shards,
             labels,
             turn: AtomicUsize::new(0),
-            waits,
-            ready,
-            swept: AtomicI64::new(i64::MIN),
+            signals,
         })
     }
 
@@ -241,12 +225,7 @@ impl Sharded {
         // Every shard now and then (expired leases, wake-ups another process took), else
         // those that may have work; all of them when none is known to.
         let now_ms = i64::try_from(request.now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
-        let last = self.swept.load(Ordering::Relaxed);
-        let sweep = now_ms >= last.saturating_add(SWEEP_EVERY_MS) || now_ms < last;
-        if sweep {
-            self.swept.store(now_ms, Ordering::Relaxed);
-        }
-        let ask_all = sweep || !self.ready.iter().any(|r| r.load(Ordering::Relaxed));
+        let ask_all = self.signals.ask_all(now_ms);
         let mut leased = Vec::new();
         let mut failed = None;
         let mut answered = false;
@@ -255,8 +234,7 @@ impl Sharded {
                 break;
             }
             let i = (start + step) % n;
-            // Cleared before asking: a wake-up during the call sets it again.
-            let was_ready = self.ready[i].swap(false, Ordering::Relaxed);
+            let was_ready = self.signals.take(i);
             if !ask_all && !was_ready {
                 continue;
             }
@@ -267,7 +245,7 @@ impl Sharded {
                     answered = true;
                     if jobs.len() >= ask.max {
                         // Full: more may be waiting there.
-                        self.ready[i].store(true, Ordering::Relaxed);
+                        self.signals.mark(i);
                     }
                     leased.extend(jobs.into_iter().map(|mut l| {
                         l.lease.receipt = wrap_receipt(i, &l.lease.receipt);
@@ -437,7 +415,7 @@ impl Engine for Sharded {
     ) -> BoxFuture<'a, Result<Submitted, StoreError>> {
         let home = self.home(&job.tenant);
         // A worker of this process may lease it next (`serve`).
-        self.ready[home].store(true, Ordering::Relaxed);
+        self.signals.mark(home);
         self.shards[home].submit(job, admission)
     }
 
@@ -518,20 +496,7 @@ impl Engine for Sharded {
             return self.shards[0].work_available();
         }
         Box::pin(std::future::poll_fn(move |cx| {
-            let mut waits = self.waits.lock().unwrap_or_else(PoisonError::into_inner);
-            let mut woke = false;
-            for (i, slot) in waits.iter_mut().enumerate() {
-                let wait = slot.get_or_insert_with(|| {
-                    let shard = Arc::clone(&self.shards[i]);
-                    Box::pin(async move { shard.work_available().await })
-                });
-                if wait.as_mut().poll(cx).is_ready() {
-                    *slot = None;
-                    self.ready[i].store(true, Ordering::Relaxed);
-                    woke = true;
-                }
-            }
-            if woke { Poll::Ready(()) } else { Poll::Pending }
+            self.signals.poll_any(&self.shards, cx)
         }))
     }
 
