@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 
 use common::failover::{
     assert_every_job_final, assert_parked_after_two_deliveries, final_event, redelivered_by,
-    stalling_server,
+    stalling_server, submit_stalled_job,
 };
 use common::pg_cluster::PgCluster;
 use common::rabbit_server::{RabbitServer, fresh_prefix};
 use common::redis_server::RedisServer;
 use common::{Receiver, Server, WorkerProcess, jpeg_header, wait_within};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The store's lease flags (a worker's liveness in the store; the broker redelivers on its
 /// own when a worker's connection closes).
@@ -317,11 +317,7 @@ fn a_job_no_worker_finishes_is_dead_lettered_parked_and_its_client_hears_on_fail
     ];
     worker_flags.extend(FAST_TAKEOVER);
 
-    let mut body = hooks.submission("unused");
-    body["assetPath"] = json!({"location": "url", "path": format!("http://{stall}/hang.jpg")});
-    let r = api.submit(&body);
-    assert_eq!(r.status, 202, "{}", r.body_text());
-    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let id = submit_stalled_job(&api, &hooks, stall);
     let path = format!("/assets/image/{id}");
 
     // Two workers in turn get the job (onStart sent, the image read hanging) and die.

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use common::failover::{
     assert_every_job_final, assert_parked_after_two_deliveries, final_event, redelivered_by,
-    stalling_server,
+    stalling_server, submit_stalled_job,
 };
 use common::{Receiver, Server, WorkerProcess, jpeg_header, wait_within};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use common::redis_server::RedisServer;
 
@@ -49,11 +49,7 @@ fn a_job_no_worker_finishes_is_parked_and_its_client_hears_on_failure() {
     ];
     worker_flags.extend(FAST_RECLAIM);
 
-    let mut body = hooks.submission("unused");
-    body["assetPath"] = json!({"location": "url", "path": format!("http://{stall}/hang.jpg")});
-    let r = api.submit(&body);
-    assert_eq!(r.status, 202, "{}", r.body_text());
-    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let id = submit_stalled_job(&api, &hooks, stall);
     let path = format!("/assets/image/{id}");
 
     // Two workers in turn take the job (onStart sent, the image read hanging) and die.

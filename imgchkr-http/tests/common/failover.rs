@@ -40,6 +40,16 @@ pub fn stalling_server() -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, requests)
 }
 
+/// Submits to `api` a job whose image is read from `stall` (a [`stalling_server`]), so
+/// every worker that takes it hangs in the read after onStart; returns the job's id.
+pub fn submit_stalled_job(api: &Server, hooks: &Receiver, stall: SocketAddr) -> String {
+    let mut body = hooks.submission("unused");
+    body["assetPath"] = json!({"location": "url", "path": format!("http://{stall}/hang.jpg")});
+    let r = api.submit(&body);
+    assert_eq!(r.status, 202, "{}", r.body_text());
+    r.json()["id"].as_str().unwrap().to_owned()
+}
+
 /// The `webhook-id` header of `hook` (empty without one).
 pub fn webhook_id(hook: &Hook) -> &str {
     hook.headers
