@@ -209,12 +209,25 @@ impl Worker {
     /// engine's queued jobs are still run, since they would be lost), the running jobs get
     /// up to `drain` to finish with their webhooks. Jobs still running then are released
     /// (another worker, or this one restarted, takes them over). Returns how many were.
-    pub async fn run(
+    ///
+    /// The worker counts as running ([`is_running`](Worker::is_running)) from this call, not
+    /// from the returned future's first poll: a service that spawns the loop and starts
+    /// answering `/readyz` at once is ready from the start, not "stopped" until its runtime
+    /// gets to the task.
+    pub fn run(
+        self: Arc<Self>,
+        stop: impl Future<Output = ()> + Send,
+        drain: Duration,
+    ) -> impl Future<Output = usize> + Send {
+        self.running.store(true, Ordering::SeqCst);
+        self.run_loop(stop, drain)
+    }
+
+    async fn run_loop(
         self: Arc<Self>,
         stop: impl Future<Output = ()> + Send,
         drain: Duration,
     ) -> usize {
-        self.running.store(true, Ordering::SeqCst);
         self.runtime
             .spawn(Box::pin(heartbeats(Arc::downgrade(&self))));
         let (done_tx, mut done_rx) = mpsc::unbounded::<()>();

@@ -290,12 +290,12 @@ impl Service {
         let workers = worker.map(|worker| {
             let (stop, stopped) = oneshot::channel::<()>();
             let drain = args.drain_timeout;
-            let task = tokio::spawn(async move {
-                let stop = async move {
-                    let _ = stopped.await;
-                };
-                worker.run(stop, drain).await
-            });
+            let until_stopped = async move {
+                let _ = stopped.await;
+            };
+            // Called here, not in the task: the worker is running (ready) before the
+            // listener answers its first /readyz.
+            let task = tokio::spawn(worker.run(until_stopped, drain));
             (stop, task)
         });
         let reloads = tokio::spawn(reload_on_hangup(Arc::clone(&tenants), tls.clone()));
